@@ -1,0 +1,38 @@
+"""Helpers shared by the subcommands: config from CLI options, run folders."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+
+from zipp.config import ZippConfig, load_config
+from zipp.runtime import Runtime
+from zipp.stage import StageContext
+
+
+def load_cli_config(ctx: typer.Context | None, overrides: list[str] | None, **explicit: Any) -> ZippConfig:
+    """Config from the root options (--env, --conf-dir), then key=value overrides, then explicit
+    command options given as dotted keys (``**{"paths.lake": lake}``); None means 'not given'."""
+    obj = (ctx.find_root().obj if ctx is not None else None) or {}
+    extra = [f"{k}={_yaml_scalar(v)}" for k, v in explicit.items() if v is not None]
+    return load_config(env=obj.get("env"), overrides=list(overrides or []) + extra, conf_dir=obj.get("conf_dir"))
+
+
+def _yaml_scalar(v: Any) -> str:
+    import json
+
+    if isinstance(v, (Path,)):
+        v = str(v)
+    return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
+
+
+@contextmanager
+def open_context(cfg: ZippConfig, run: str) -> Iterator[StageContext]:
+    run_dir = Path(cfg.paths.runs) / run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(__import__("zipp.config", fromlist=["dump_config"]).dump_config(cfg))
+    with Runtime(cfg.runtime) as rt:
+        yield StageContext(cfg=cfg, run_dir=run_dir, runtime=rt)
