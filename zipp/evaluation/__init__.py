@@ -1,0 +1,1 @@
+"""Evaluation: CLIPScore, CMMD, pairwise judging, IPF raking to UN WPP marginals, binomial tests, Cohen's kappa."""

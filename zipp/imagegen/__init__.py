@@ -1,0 +1,1 @@
+"""Image generation with a frozen diffusion model (diffusers) on Ray Data actors."""

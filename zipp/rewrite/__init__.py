@@ -1,0 +1,1 @@
+"""Persona-conditioned prompt rewriting: persona -> first-person roleplay instruction -> rewritten prompt."""
