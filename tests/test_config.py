@@ -81,3 +81,10 @@ def test_user_key_is_salted_and_stable(monkeypatch):
     assert user_key("alice", "a") == user_key("alice", "a")
     assert user_key("alice", "a") != user_key("alice", "b") != user_key("Alice", "b")
     assert len(user_key("alice", "a")) == 16
+
+
+def test_references_resolve_after_overrides():
+    cfg = load_config(env="local", overrides=["paths.dump=/data/d", "images.mirror_dir=${paths.dump}/images"], conf_dir=CONF)
+    assert cfg.images.mirror_dir == "/data/d/images"
+    with pytest.raises(ConfigError, match="no such key"):
+        load_config(env="local", overrides=["images.mirror_dir=${paths.nope}/x"], conf_dir=CONF)

@@ -34,6 +34,9 @@ COMMAND_MODULES = [
     "zipp.images.cli",
     "zipp.graph.cli",
     "zipp.personas.cli",
+    "zipp.rewrite.cli",
+    "zipp.imagegen.cli",
+    "zipp.evaluation.cli",
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import typer
 
-from zipp.config import ZippConfig, load_config
+from zipp.config import ZippConfig, dump_config, load_config
 from zipp.runtime import Runtime
 from zipp.stage import StageContext
 
@@ -33,6 +33,16 @@ def _yaml_scalar(v: Any) -> str:
 def open_context(cfg: ZippConfig, run: str) -> Iterator[StageContext]:
     run_dir = Path(cfg.paths.runs) / run
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(__import__("zipp.config", fromlist=["dump_config"]).dump_config(cfg))
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
     with Runtime(cfg.runtime) as rt:
         yield StageContext(cfg=cfg, run_dir=run_dir, runtime=rt)
+
+
+def run_one_stage(ctx: typer.Context, stage_factory, run: str, overrides: list[str] | None, **explicit: Any):
+    """Load config, open the run folder and runtime, run one stage; returns (result, run_dir)."""
+    from zipp.stage import run_stage
+
+    cfg = load_cli_config(ctx, overrides, **explicit)
+    with open_context(cfg, run) as sctx:
+        res = run_stage(stage_factory(), sctx)
+    return res, sctx.run_dir
