@@ -80,3 +80,46 @@ GOLD_ATTENTION_SCHEMA = pa.schema([
     ("attention", pa.float32()),  # sums to 1 over a user's subreddits for each (layer, head)
     ("run", pa.string()),
 ])
+
+# One row per (user_key, version); versions only grow. Readers take the latest ok version unless
+# pinned (zipp.personas.store.latest_personas). `evidence` lists what went into the prompt, each
+# item with its token count by the LLM's tokenizer (kind: subreddit | snippet | image).
+PERSONA_EVIDENCE_ITEM = pa.struct([
+    ("kind", pa.string()), ("subreddit", pa.string()), ("ref", pa.string()),  # ref: snippet_id / image post_id
+    ("tokens", pa.int32()), ("truncated", pa.bool_()),
+])
+GOLD_PERSONAS_SCHEMA = pa.schema([
+    ("user_key", pa.string()), ("user_id", pa.int64()), ("version", pa.int32()),
+    ("status", pa.string()),  # ok | failed
+    ("error", pa.string()),  # why it failed (null when ok)
+    ("persona_json", pa.string()),  # validated persona (zipp.personas.schema.Persona), null when failed
+    ("persona_text", pa.string()),  # short first-person prose
+    ("evidence", pa.list_(PERSONA_EVIDENCE_ITEM)),
+    ("evidence_tokens", pa.int32()),  # the evidence block, by the LLM's tokenizer (+ image tokens)
+    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("attempts", pa.int32()),
+    ("token_budget", pa.int32()), ("ranking", pa.string()),  # attention | tfidf | tfidf_fallback
+    ("backend", pa.string()), ("model", pa.string()),
+    ("prompt_hash", pa.string()), ("config_hash", pa.string()),
+    ("source", pa.string()),  # generated | edited
+    ("run", pa.string()), ("created_at", TS),
+])
+
+GOLD_REWRITTEN_PROMPTS = "gold/rewritten_prompts"
+GOLD_GENERATED_IMAGES = "gold/generated_images"
+
+GOLD_REWRITTEN_PROMPTS_SCHEMA = pa.schema([
+    ("user_key", pa.string()), ("user_id", pa.int64()), ("persona_version", pa.int64()),
+    ("prompt_id", pa.string()),  # 16 hex of sha256(base prompt)
+    ("base_prompt", pa.string()), ("shots", pa.int32()), ("examples", pa.list_(pa.string())),
+    ("instruction", pa.string()),  # the first-person roleplay instruction given to the rewriter
+    ("rewritten", pa.string()), ("status", pa.string()), ("error", pa.string()),
+    ("backend", pa.string()), ("model", pa.string()), ("config_hash", pa.string()), ("created_at", TS),
+])
+
+GOLD_GENERATED_IMAGES_SCHEMA = pa.schema([
+    ("image_id", pa.string()),  # sha256(model_id, prompt, seed, sampler settings)[:16]; the file name
+    ("user_key", pa.string()),  # "" for the shared non-personalized (base prompt) image
+    ("prompt_id", pa.string()), ("variant", pa.string()),  # "base" | "personalized"
+    ("prompt", pa.string()), ("path", pa.string()), ("seed", pa.int64()),
+    ("model_id", pa.string()), ("created_at", TS),
+])

@@ -1,0 +1,139 @@
+"""Training throughput: the Ray Train loop vs a bare single-process loop, 1 vs 2 workers on CPU.
+
+Same planted graph (gold tables written to a scratch lake), same model, same sampler and the same
+``train_epoch`` step in every variant; throughput is labelled (positive + negative) training edges
+per second of training time (evaluation excluded), summed over ranks, from the last epoch (the
+first one warms up). Also: the pure-torch sampler alone, and against PyG's sampler when pyg-lib or
+torch-sparse is importable (neither is on PyPI for this torch; building torch-sparse takes ~20 min
+here, so the comparison is skipped rather than built).
+
+    python bench/train.py [--users 20000 --subreddits 2000 --steps 30 --workers 1,2]
+
+Prints a table and writes bench/out/train.json. Timings on a shared machine are noisy: rerun, and
+compare numbers from the same run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _cfg(root: Path, args, *extra: str):
+    from zipp.config import load_config
+
+    return load_config("local", [
+        f"paths.lake={root / 'lake'}", f"paths.runs={root / 'runs'}", f"paths.work={root}",
+        f"graph.batch_size={args.batch_size}", f"graph.fanout=[{args.fanout}]", f"graph.hidden_dim={args.hidden}",
+        f"graph.heads={args.heads}", f"graph.steps_per_epoch={args.steps}", f"graph.epochs={args.epochs}",
+        "graph.patience=100", "graph.eval_max_users=500", "graph.cpus_per_worker=1", "graph.sampler=torch",
+        f"runtime.ray_num_cpus={args.ray_cpus}", "runtime.ray_object_store_gb=1.0", *extra,
+    ], conf_dir=REPO / "conf")
+
+
+def sampler_only(graph, args, backend: str) -> float:
+    """Batches per second of the link loader alone (sampling + feature gather, no model)."""
+    from zipp.graph.train import make_loader
+
+    cfg = _cfg(Path("/nonexistent"), args, f"graph.sampler={backend}")
+    loader = make_loader(graph, cfg.graph, graph.split["train"])
+    it = iter(loader)
+    next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(args.steps):
+        try:
+            next(it)
+        except StopIteration:
+            break
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--users", type=int, default=20000)
+    ap.add_argument("--subreddits", type=int, default=2000)
+    ap.add_argument("--communities", type=int, default=50)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--fanout", default="10, 5")
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=30, help="training steps per epoch and rank")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--workers", default="1,2", help="Ray Train worker counts to run")
+    ap.add_argument("--ray-cpus", type=int, default=2)
+    ap.add_argument("--out", default=str(REPO / "bench" / "out"))
+    args = ap.parse_args()
+
+    import torch
+
+    from zipp.graph.build import build_graph, load_gold
+    from zipp.graph.sampler import pyg_sampler_available
+    from zipp.graph.synthetic import planted_graph
+    from zipp.graph.train import run_training, train_local
+    from zipp.runtime import Runtime
+
+    out_dir = Path(args.out)
+    root = out_dir / "train_scratch"
+    shutil.rmtree(root, ignore_errors=True)
+    t0 = time.perf_counter()
+    planted_graph(n_users=args.users, n_subreddits=args.subreddits, n_communities=args.communities,
+                  min_degree=4, max_degree=16, seed=0).write(root / "lake")
+    cfg = _cfg(root, args)
+    graph = build_graph(load_gold(cfg.paths.lake), cfg.graph, split=True)
+    print(f"graph: {graph.meta['num_users']} users, {graph.meta['num_subreddits']} subreddits, "
+          f"{graph.meta['num_edges']} edges ({graph.meta['num_train']} train) in {time.perf_counter() - t0:.1f}s")
+    results: dict = {"graph": {k: graph.meta[k] for k in ("num_users", "num_subreddits", "num_edges", "num_train")},
+                     "args": vars(args), "torch_threads_bare": 1}
+
+    # sampler alone
+    results["sampler_batches_per_s"] = {"torch": sampler_only(graph, args, "torch")}
+    if pyg_sampler_available():
+        results["sampler_batches_per_s"]["pyg"] = sampler_only(graph, args, "pyg")
+    else:
+        results["sampler_batches_per_s"]["pyg"] = "skipped: neither pyg-lib nor torch-sparse is importable"
+
+    # bare single-process loop (1 thread, like a 1-CPU Ray worker)
+    torch.set_num_threads(1)
+    bare = train_local(cfg, graph, epochs=args.epochs, evaluate=False)
+    results["bare"] = {"train_edges_per_s": bare[-1]["train_edges_per_s"], "epoch_seconds": bare[-1]["epoch_seconds"]}
+
+    # Ray Train loops
+    with Runtime(cfg.runtime) as rt:
+        for w in [int(x) for x in args.workers.split(",") if x]:
+            wcfg = _cfg(root, args, f"graph.num_workers={w}")
+            run_dir = root / "runs" / f"ray{w}"
+            run_training(wcfg, run_dir, rt)
+            recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+            results[f"ray_{w}_workers"] = {
+                "train_edges_per_s": recs[-1]["train_edges_per_s"], "epoch_seconds": recs[-1]["epoch_seconds"],
+                "val_acc": recs[-1]["val_acc"],
+            }
+
+    bare_eps = results["bare"]["train_edges_per_s"]
+    print(f"\n{'variant':<22}{'edges/s':>12}{'vs bare':>10}")
+    print(f"{'bare single process':<22}{bare_eps:>12.0f}{1.0:>10.2f}")
+    for w in [int(x) for x in args.workers.split(",") if x]:
+        eps = results[f"ray_{w}_workers"]["train_edges_per_s"]
+        results[f"ray_{w}_workers"]["vs_bare"] = eps / bare_eps
+        print(f"{f'Ray Train, {w} worker(s)':<22}{eps:>12.0f}{eps / bare_eps:>10.2f}")
+    print(f"\nsampler alone (batches/s): {results['sampler_batches_per_s']}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {out_dir / 'train.json'}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

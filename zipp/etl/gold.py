@@ -1,0 +1,263 @@
+"""Gold, incrementally: a run that (re)builds some months touches only what those months change.
+
+1. ``gold/user_subreddit_months`` (partitioned by month) holds, per source month, what every
+   (user, subreddit) pair did; ``gold/snippet_candidates`` the month's top-k texts per pair.
+2. The pairs a run affects = pairs in the old version of its months + pairs in the new version.
+3. For those pairs only, totals are recomputed from the monthly rows (other months from the table,
+   these months from the new rows) and MERGEd into ``gold/user_subreddit_edges`` / ``gold/snippets``
+   (pairs that vanished or fell under ``min_interactions`` are deleted); the affected users and
+   subreddits get new stats by MERGE into ``gold/users`` / ``gold/subreddits``, new ones a new id.
+4. ``gold/user_images`` is replaced for the run's months.
+5. Last, the new monthly rows replace the run's months in step 1's tables, so a run killed before
+   that point recomputes the same affected set when rerun.
+
+Ids are append-only: a new key gets ``max(id, watermark) + rank``, an existing key keeps its id, and
+the watermark in ``_etl/id_watermarks`` means ids of forgotten users are never reused.
+Eligible activity: author not deleted, not a bot, not forgotten.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from zipp import lake as lakeio
+from zipp.config import EtlConfig
+from zipp.etl.schemas import (
+    ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA, ETL_ID_SEQ, ETL_ID_SEQ_SCHEMA, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA,
+    GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, SILVER_SCHEMAS, silver_table,
+)
+from zipp.tables import (
+    GOLD_EDGES, GOLD_EDGES_SCHEMA, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA,
+    GOLD_USER_IMAGES, GOLD_USER_IMAGES_SCHEMA, GOLD_USERS, GOLD_USERS_SCHEMA,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+# user_images is replaced month by month, so it carries the source month (and the gallery position)
+USER_IMAGES_SCHEMA = GOLD_USER_IMAGES_SCHEMA.append(pa.field("image_index", pa.int32())).append(pa.field("month", pa.string()))
+
+
+def _eligible(df: "DataFrame", forgotten: "DataFrame") -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    df = df.where(F.col("user_key").isNotNull() & ~F.col("is_deleted_author") & ~F.col("is_bot")
+                  & F.col("subreddit_lc").isNotNull())
+    return df.join(forgotten, "user_key", "left_anti")
+
+
+def _next_id(lake: str | Path, table: str, id_map: str, col: str) -> int:
+    """First free id: above every id in the table and the recorded watermark (read with Arrow)."""
+    import pyarrow.compute as pc
+
+    mx = None
+    if lakeio.exists(lake, table):
+        mx = pc.max(lakeio.read_arrow(lake, table, columns=[col]).column(col)).as_py()
+    wm = 0
+    if lakeio.exists(lake, ETL_ID_SEQ):
+        t = lakeio.read_arrow(lake, ETL_ID_SEQ).to_pylist()
+        wm = max([r["next_id"] for r in t if r["id_map"] == id_map], default=0)
+    return max(wm, (mx + 1) if mx is not None else 0)
+
+
+def _staged_max(stage_dir: Path, col: str) -> int | None:
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    files = [str(p) for p in stage_dir.rglob("*.parquet")]
+    if not files:
+        return None
+    return pc.max(ds.dataset(files, format="parquet").to_table(columns=[col]).column(col)).as_py()
+
+
+def _staged_rows(stage_dir: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(p).num_rows for p in stage_dir.rglob("*.parquet"))
+
+
+def _save_watermarks(lake: str | Path, values: dict[str, int]) -> None:
+    rows = {}
+    if lakeio.exists(lake, ETL_ID_SEQ):
+        rows = {r["id_map"]: r["next_id"] for r in lakeio.read_arrow(lake, ETL_ID_SEQ).to_pylist()}
+    rows.update({k: max(v, rows.get(k, 0)) for k, v in values.items()})
+    lakeio.write_arrow(lake, ETL_ID_SEQ, pa.table({"id_map": list(rows), "next_id": list(rows.values())}, schema=ETL_ID_SEQ_SCHEMA))
+
+
+def _assign_ids(keys: "DataFrame", existing: "DataFrame", key: str, id_col: str, start: int) -> "DataFrame":
+    """key -> id for every key in ``keys``: existing ids kept, new keys numbered from ``start`` in key order."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    known = keys.join(existing.select(key, id_col), key, "inner")
+    new = keys.join(existing.select(key), key, "left_anti")
+    new = new.withColumn(id_col, F.row_number().over(Window.partitionBy(F.lit(0)).orderBy(key)).cast("long") + F.lit(start - 1))
+    return known.unionByName(new)
+
+
+def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: list[str], *, run_id: str,
+               stage_root: str | Path) -> dict:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from zipp.etl.delta import commit_files, count_rows, list_staged, materialize, read_table, upsert_table, write_table
+
+    stage = Path(stage_root) / f"gold-{uuid.uuid4().hex[:6]}"
+    k = etl.snippets_k
+    forgotten = read_table(spark, lake, ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA).select("user_key").distinct()
+    comments = _eligible(read_table(spark, lake, silver_table("comments"), SILVER_SCHEMAS["comments"], months), forgotten)
+    subs = _eligible(read_table(spark, lake, silver_table("submissions"), SILVER_SCHEMAS["submissions"], months), forgotten)
+
+    # ---- 1. this run's monthly rows (staged now, committed last)
+    acts = comments.select(
+        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), "created_utc", "score",
+        F.lit(1).alias("c"), F.lit(0).alias("s"), F.lit(0).alias("img"), F.lit(0).alias("nsfw"),
+    ).unionByName(subs.select(
+        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), "created_utc", "score",
+        F.lit(0).alias("c"), F.lit(1).alias("s"), F.col("is_image").cast("int").alias("img"),
+        F.col("nsfw").cast("int").alias("nsfw"),
+    ))
+    pairs_new_dir = stage / "pairs_new"
+    pairs_new = (acts.groupBy("month", "user_key", "subreddit").agg(
+        F.sum("s").cast("long").alias("n_submissions"), F.sum("c").cast("long").alias("n_comments"),
+        F.sum("img").cast("long").alias("n_image_posts"), F.sum("nsfw").cast("long").alias("n_nsfw_submissions"),
+        F.sum(F.coalesce("score", F.lit(0))).cast("long").alias("score_sum"),
+        F.min("created_utc").alias("first_ts"), F.max("created_utc").alias("last_ts"),
+        F.array_sort(F.collect_set(F.date_format("created_utc", "yyyy-MM"))).alias("activity_months"),
+    ))
+    from zipp.etl.delta import conform, stage_dataframe
+
+    stage_dataframe(conform(pairs_new, GOLD_PAIR_MONTHS_SCHEMA), pairs_new_dir, ["month"], etl.parquet_compression)
+    pairs_new = read_table_staged(spark, pairs_new_dir, GOLD_PAIR_MONTHS_SCHEMA)
+
+    cand = comments.where(~F.col("is_removed_text") & (F.length(F.trim("body")) > 0)).select(
+        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), F.concat(F.lit("t1_"), "id").alias("snippet_id"),
+        F.lit("comment").alias("kind"), F.col("body").alias("text"), "score", F.col("created_utc").alias("created"),
+    ).unionByName(subs.where(F.length(F.trim("title")) > 0).select(
+        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), F.concat(F.lit("t3_"), "id").alias("snippet_id"),
+        F.lit("title").alias("kind"), F.col("title").alias("text"), "score", F.col("created_utc").alias("created"),
+    )).withColumn("text", F.substring("text", 1, etl.snippet_max_chars))
+    order = [F.coalesce("score", F.lit(0)).desc(), F.col("created").asc(), F.col("snippet_id").asc()]
+    cand_new = (cand.withColumn("_r", F.row_number().over(Window.partitionBy("month", "user_key", "subreddit").orderBy(*order)))
+                .where(F.col("_r") <= k).drop("_r"))
+    cand_new_dir = stage / "cand_new"
+    stage_dataframe(conform(cand_new, GOLD_SNIPPET_CANDIDATES_SCHEMA), cand_new_dir, ["month"], etl.parquet_compression)
+    cand_new = read_table_staged(spark, cand_new_dir, GOLD_SNIPPET_CANDIDATES_SCHEMA)
+
+    # ---- 2. affected pairs / users / subreddits
+    pairs_old = read_table(spark, lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, months)
+    affected = materialize(pairs_old.select("user_key", "subreddit").unionByName(pairs_new.select("user_key", "subreddit"))
+                           .distinct(), stage / "affected")
+    a_users = affected.select("user_key").distinct()
+    a_subs = affected.select("subreddit").distinct()
+
+    pairs_rest = read_table(spark, lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, exclude_months=months)
+    pairs_all = pairs_rest.unionByName(pairs_new)
+
+    def pair_totals(df: "DataFrame") -> "DataFrame":
+        return df.groupBy("user_key", "subreddit").agg(
+            F.sum("n_submissions").alias("n_submissions"), F.sum("n_comments").alias("n_comments"),
+            F.sum("n_image_posts").alias("n_image_posts"), F.sum("n_nsfw_submissions").alias("n_nsfw_submissions"),
+            F.sum("score_sum").alias("score_sum"), F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"),
+            F.size(F.array_distinct(F.flatten(F.collect_list("activity_months")))).cast("int").alias("active_months"),
+        ).withColumn("is_edge", (F.col("n_submissions") + F.col("n_comments")) >= etl.min_interactions)
+
+    # totals of every pair of an affected user or subreddit (users/subreddits stats need them all)
+    touched = pairs_all.join(a_users, "user_key", "left_semi").unionByName(pairs_all.join(a_subs, "subreddit", "left_semi")).distinct()
+    totals = materialize(pair_totals(touched), stage / "totals")
+
+    # ---- 3. ids (append-only) + users/subreddits stats, MERGEd
+    users_existing = read_table(spark, lake, GOLD_USERS, GOLD_USERS_SCHEMA).select("user_key", "user_id")
+    subs_existing = read_table(spark, lake, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA).select("subreddit", "subreddit_id")
+    u_start = _next_id(lake, GOLD_USERS, "user_id", "user_id")
+    s_start = _next_id(lake, GOLD_SUBREDDITS, "subreddit_id", "subreddit_id")
+    user_ids = materialize(_assign_ids(a_users, users_existing, "user_key", "user_id", u_start), stage / "user_ids")
+    sub_ids = materialize(_assign_ids(a_subs, subs_existing, "subreddit", "subreddit_id", s_start), stage / "sub_ids")
+    u_next = max(u_start, (_staged_max(stage / "user_ids", "user_id") or -1) + 1)
+    s_next = max(s_start, (_staged_max(stage / "sub_ids", "subreddit_id") or -1) + 1)
+    _save_watermarks(lake, {"user_id": u_next, "subreddit_id": s_next})
+
+    zero = F.lit(0).cast("long")
+    u_stats = totals.join(a_users, "user_key", "left_semi").groupBy("user_key").agg(
+        F.sum("n_comments").alias("n_comments"), F.sum("n_submissions").alias("n_submissions"),
+        F.sum("n_image_posts").alias("n_image_posts"), F.sum(F.col("is_edge").cast("long")).alias("n_subreddits"),
+        F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"))
+    users_src = user_ids.join(u_stats, "user_key", "left").select(
+        "user_id", "user_key", *[F.coalesce(c, zero).alias(c) for c in ("n_comments", "n_submissions", "n_image_posts", "n_subreddits")],
+        "first_ts", "last_ts", F.lit(False).alias("_delete"))
+    m_users = upsert_table(spark, lake, GOLD_USERS, GOLD_USERS_SCHEMA, users_src, ["user_key"], run_id=run_id, stage_root=stage)
+
+    s_stats = totals.join(a_subs, "subreddit", "left_semi").groupBy("subreddit").agg(
+        F.sum(F.col("is_edge").cast("long")).alias("n_users"), F.sum("n_comments").alias("n_comments"),
+        F.sum("n_submissions").alias("n_submissions"), F.sum("n_image_posts").alias("n_image_posts"),
+        F.sum("n_nsfw_submissions").alias("n_nsfw"))
+    subs_src = sub_ids.join(s_stats, "subreddit", "left").select(
+        "subreddit_id", "subreddit", *[F.coalesce(c, zero).alias(c) for c in ("n_users", "n_comments", "n_submissions", "n_image_posts")],
+        F.when(F.coalesce("n_submissions", zero) > 0, F.col("n_nsfw") / F.col("n_submissions")).otherwise(F.lit(0.0)).alias("nsfw_share"),
+        F.lit(False).alias("_delete"))
+    m_subs = upsert_table(spark, lake, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA, subs_src, ["subreddit"], run_id=run_id, stage_root=stage)
+
+    # ---- edges of the affected pairs: upsert, or delete when gone / under min_interactions
+    a_totals = totals.join(affected, ["user_key", "subreddit"], "left_semi")
+    edges_src = (affected.join(a_totals, ["user_key", "subreddit"], "left")
+                 .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
+                 .withColumn("_delete", ~F.coalesce(F.col("is_edge"), F.lit(False))))
+    m_edges = upsert_table(spark, lake, GOLD_EDGES, GOLD_EDGES_SCHEMA, edges_src, ["user_key", "subreddit"], run_id=run_id, stage_root=stage)
+
+    # ---- snippets of the affected pairs: top-k over all months, slots 1..k upserted or deleted
+    edge_pairs = a_totals.where("is_edge").select("user_key", "subreddit")
+    cand_rest = read_table(spark, lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, exclude_months=months)
+    best = (cand_rest.unionByName(cand_new).join(edge_pairs, ["user_key", "subreddit"], "left_semi")
+            .withColumn("rank", F.row_number().over(Window.partitionBy("user_key", "subreddit").orderBy(*order)).cast("int"))
+            .where(F.col("rank") <= k))
+    slots = affected.crossJoin(spark.range(1, k + 1).select(F.col("id").cast("int").alias("rank")))
+    snip_src = (slots.join(best, ["user_key", "subreddit", "rank"], "left")
+                .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
+                .withColumn("_delete", F.col("snippet_id").isNull()))
+    m_snip = upsert_table(spark, lake, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, snip_src, ["user_key", "subreddit", "rank"],
+                          run_id=run_id, stage_root=stage)
+
+    # ---- 4. user_images of these months
+    images = (subs.where("is_image").select(
+        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), F.concat(F.lit("t3_"), "id").alias("post_id"),
+        F.posexplode("image_urls").alias("image_index", "url"), F.col("created_utc").alias("created"), "nsfw")
+        .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left"))
+    write_table(spark, lake, GOLD_USER_IMAGES, USER_IMAGES_SCHEMA, run_id=run_id, stage_root=stage, df=images,
+                partition_by=["month"], months=months, compression=etl.parquet_compression)
+
+    # ---- 5. the monthly rows, last
+    commit_files(lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, list_staged(pairs_new_dir), run_id=run_id,
+                 partition_by=["month"], months=months)
+    commit_files(lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, list_staged(cand_new_dir), run_id=run_id,
+                 partition_by=["month"], months=months)
+
+    counts = {
+        "affected_pairs": _staged_rows(stage / "affected"), "affected_users": _staged_rows(stage / "user_ids"),
+        "affected_subreddits": _staged_rows(stage / "sub_ids"), "new_users": u_next - u_start,
+        "new_subreddits": s_next - s_start,
+        "merge": {"users": _short(m_users), "subreddits": _short(m_subs), "edges": _short(m_edges), "snippets": _short(m_snip)},
+    }
+    for name in (GOLD_USERS, GOLD_SUBREDDITS, GOLD_EDGES, GOLD_SNIPPETS, GOLD_USER_IMAGES):
+        counts[name] = count_rows(lake, name)
+    import shutil
+
+    shutil.rmtree(stage, ignore_errors=True)
+    return counts
+
+
+def _short(m: dict) -> dict:
+    return {k.replace("num_target_rows_", ""): v for k, v in (m or {}).items()
+            if k in ("num_target_rows_inserted", "num_target_rows_updated", "num_target_rows_deleted", "created")}
+
+
+def read_table_staged(spark: "SparkSession", stage_dir: str | Path, schema: pa.Schema) -> "DataFrame":
+    """Staged (not yet committed) Parquet of a month-partitioned table, read with its schema."""
+    from zipp.etl.delta import list_staged, spark_schema
+
+    if not list_staged(stage_dir):
+        return spark.createDataFrame([], spark_schema(schema))
+    return spark.read.schema(spark_schema(schema)).parquet(str(stage_dir))

@@ -1,0 +1,188 @@
+"""Edge-aware GATv2 encoder on the user–subreddit graph, a link decoder and the ImageAlign head.
+
+Each layer runs two bipartite ``GATv2Conv`` (user→subreddit and subreddit→user) with edge features
+(``edge_dim``) and ``add_self_loops=False`` (on bipartite input the default would pair user *i* with
+subreddit *i*), followed by residual + LayerNorm per node type. The per-relation convs are called
+directly rather than through ``HeteroConv`` so that attention weights can be returned. Layers are
+named ``conv1``, ``conv2``, …; ``s2u`` attention (user as destination: GATv2 normalises over the
+incoming edges of the destination) is what ranks a user's subreddits.
+
+Users have no id embedding (inductive); subreddits have a learnable id embedding with one shared
+out-of-vocabulary row. ImageAlign: symmetric InfoNCE between a projection of the user embedding and
+the user's mean CLIP embedding, in-batch negatives, learnable temperature (CLIP-style
+``logit_scale``, capped at 100).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zipp.graph.build import EDGE, REV, SUB, USER
+
+RELATIONS = (("u2s", EDGE, USER, SUB), ("s2u", REV, SUB, USER))
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild the module from a checkpoint."""
+
+    user_in: int
+    sub_in: int
+    edge_dim: int
+    sub_vocab: int
+    hidden_dim: int = 64
+    heads: int = 4
+    num_layers: int = 2
+    sub_id_dim: int = 16
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    decoder: str = "dot"
+    image_dim: int | None = None  # None: no ImageAlign head
+    temperature: float = 0.07
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spec_from_config(gcfg, graph) -> ModelSpec:
+    data = graph.data
+    image_dim = int(graph.images.shape[1]) if (graph.images is not None and gcfg.image_align_weight > 0) else None
+    return ModelSpec(
+        user_in=int(data[USER].x.size(1)), sub_in=int(data[SUB].x.size(1)), edge_dim=int(data[EDGE].edge_attr.size(1)),
+        sub_vocab=len(graph.stats["sub_vocab"]), hidden_dim=gcfg.hidden_dim, heads=gcfg.heads,
+        num_layers=gcfg.num_layers, sub_id_dim=gcfg.subreddit_id_dim, dropout=gcfg.dropout,
+        attention_dropout=gcfg.attention_dropout, decoder=gcfg.decoder, image_dim=image_dim,
+        temperature=gcfg.image_align_temperature,
+    )
+
+
+class ZippGAT(nn.Module):
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        from torch_geometric.nn import GATv2Conv
+
+        self.spec = spec
+        h = spec.hidden_dim
+        self.user_enc = nn.Sequential(nn.Linear(spec.user_in, h), nn.ReLU(), nn.Linear(h, h))
+        self.sub_id = nn.Embedding(spec.sub_vocab + 1, spec.sub_id_dim) if spec.sub_id_dim else None
+        self.sub_enc = nn.Sequential(nn.Linear(spec.sub_in + spec.sub_id_dim, h), nn.ReLU(), nn.Linear(h, h))
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for _ in range(spec.num_layers):
+            self.convs.append(nn.ModuleDict({
+                rel: GATv2Conv((h, h), h // spec.heads, heads=spec.heads, edge_dim=spec.edge_dim,
+                               add_self_loops=False, dropout=spec.attention_dropout)
+                for rel, *_ in RELATIONS
+            }))
+            self.norms.append(nn.ModuleDict({USER: nn.LayerNorm(h), SUB: nn.LayerNorm(h)}))
+        self.dropout = nn.Dropout(spec.dropout)
+        if spec.decoder == "mlp":
+            self.decoder = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, 1))
+        else:
+            self.decoder = None
+            self.dot_scale = nn.Parameter(torch.tensor(1.0 / math.sqrt(h)))
+            self.dot_bias = nn.Parameter(torch.zeros(()))
+        if spec.image_dim:
+            self.align_proj = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, spec.image_dim))
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / spec.temperature)))
+        else:
+            self.align_proj = None
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [f"conv{i + 1}" for i in range(self.spec.num_layers)]
+
+    # ------------------------------------------------------------------ encoder pieces
+    def encode_users(self, x: Tensor) -> Tensor:
+        return self.user_enc(x)
+
+    def encode_subreddits(self, x: Tensor, emb_idx: Tensor) -> Tensor:
+        if self.sub_id is not None:
+            x = torch.cat([x, self.sub_id(emb_idx.clamp(0, self.spec.sub_vocab))], dim=-1)
+        return self.sub_enc(x)
+
+    def conv_step(self, layer: int, rel: str, dst_type: str, x_src: Tensor, x_dst: Tensor, edge_index: Tensor,
+                  edge_attr: Tensor, return_attention: bool = False):
+        """One relation of one layer: GATv2 message + residual + LayerNorm for the destination nodes."""
+        conv = self.convs[layer][rel]
+        if return_attention:
+            m, (_, alpha) = conv((x_src, x_dst), edge_index, edge_attr, return_attention_weights=True)
+        else:
+            m, alpha = conv((x_src, x_dst), edge_index, edge_attr), None
+        if layer < self.spec.num_layers - 1:
+            m = F.elu(m)
+        out = self.norms[layer][dst_type](x_dst + self.dropout(m))
+        return out, alpha
+
+    def embed(self, batch, return_attention: bool = False):
+        """Final embeddings {user, subreddit} of every node in ``batch`` (a sampled or full HeteroData).
+        With ``return_attention``: also {(layer_name, rel): (edge_index, alpha[E, heads])}."""
+        h = {
+            USER: self.encode_users(batch[USER].x),
+            SUB: self.encode_subreddits(batch[SUB].x, batch[SUB].emb_idx),
+        }
+        attn = {}
+        for layer in range(self.spec.num_layers):
+            new = {}
+            for rel, et, src_t, dst_t in RELATIONS:
+                ei = batch[et].edge_index
+                new[dst_t], alpha = self.conv_step(layer, rel, dst_t, h[src_t], h[dst_t], ei, batch[et].edge_attr, return_attention)
+                if return_attention:
+                    attn[(self.layer_names[layer], rel)] = (ei, alpha)
+            h = new
+        return (h, attn) if return_attention else h
+
+    # ------------------------------------------------------------------ heads
+    def decode(self, z_user: Tensor, z_sub: Tensor) -> Tensor:
+        """Logits for aligned pairs (z_user[i], z_sub[i])."""
+        if self.decoder is not None:
+            return self.decoder(torch.cat([z_user, z_sub, z_user * z_sub], -1)).squeeze(-1)
+        return self.dot_scale * (z_user * z_sub).sum(-1) + self.dot_bias
+
+    def score_all(self, z_user: Tensor, z_sub: Tensor, max_pairs: int = 2_000_000) -> Tensor:
+        """Logits [U, S] of every user in ``z_user`` against every subreddit in ``z_sub``."""
+        if self.decoder is None:
+            return self.dot_scale * (z_user @ z_sub.T) + self.dot_bias
+        rows = max(1, max_pairs // max(z_sub.size(0), 1))
+        out = []
+        for a in range(0, z_user.size(0), rows):
+            zu = z_user[a:a + rows]
+            u = zu.unsqueeze(1).expand(-1, z_sub.size(0), -1)
+            s = z_sub.unsqueeze(0).expand(zu.size(0), -1, -1)
+            out.append(self.decode(u, s))
+        return torch.cat(out) if out else z_user.new_zeros((0, z_sub.size(0)))
+
+    def image_align_loss(self, z_user: Tensor, images: Tensor) -> Tensor:
+        """Symmetric InfoNCE, in-batch negatives. Fewer than two users: a zero that still touches the
+        head's parameters (DDP expects every parameter to get a gradient on every rank)."""
+        if self.align_proj is None:
+            raise RuntimeError("model was built without an ImageAlign head (image_align_weight=0 or no images)")
+        if z_user.size(0) < 2:
+            return sum(p.sum() for p in self.align_proj.parameters()) * 0.0 + self.logit_scale * 0.0
+        p = F.normalize(self.align_proj(z_user), dim=-1)
+        logits = self.logit_scale.exp().clamp(max=100.0) * p @ F.normalize(images, dim=-1).T
+        target = torch.arange(z_user.size(0), device=z_user.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    def forward(self, batch, images: Tensor | None = None) -> dict[str, Tensor]:
+        """Training forward on a LinkLoader batch: logits for ``edge_label_index`` and, when the head
+        exists, the ImageAlign loss over the batch's positive (seed) users that have images."""
+        z = self.embed(batch)
+        store = batch[EDGE]
+        eli, label = store.edge_label_index, store.edge_label
+        out = {"logits": self.decode(z[USER][eli[0]], z[SUB][eli[1]]), "label": label}
+        if self.align_proj is not None:
+            users = eli[0][label > 0.5].unique()
+            idx = batch[USER].img_idx[users]
+            has = idx >= 0
+            if images is None:
+                images = torch.zeros((0, self.spec.image_dim), device=z[USER].device)
+            out["align_loss"] = self.image_align_loss(z[USER][users[has]], images[idx[has]])
+            out["align_users"] = has.sum()
+        return out
