@@ -62,6 +62,7 @@ def main() -> None:
     use_gpu = not args.cpu
     if use_gpu and not torch.cuda.is_available():
         sys.exit("no CUDA device: run with --cpu for a smoke run")
+    torch.set_num_threads(args.cpus_per_worker)  # as in a Ray worker with that many CPUs
     out_dir = Path(args.out)
     root = out_dir / "gpu_train_scratch"
     n_cpus = os.cpu_count() or 2
@@ -105,7 +106,6 @@ def main() -> None:
     res["sampler_batches_per_s"] = 20 / (time.perf_counter() - t0)
     del it, loader
 
-    torch.set_num_threads(args.cpus_per_worker)
     bare = train_local(cfg, graph, epochs=args.epochs, device=device, evaluate=False)
     res["bare"] = {"train_edges_per_s": bare[-1]["train_edges_per_s"], "epoch_seconds": bare[-1]["epoch_seconds"]}
     if use_gpu:

@@ -84,6 +84,9 @@ def main() -> None:
     from zipp.graph.train import run_training, train_local
     from zipp.runtime import Runtime
 
+    # one intra-op thread everywhere, like a 1-CPU Ray worker (more threads than free cores makes
+    # OpenMP spin-wait: the small ops of sampling then run tens of times slower on a busy machine)
+    torch.set_num_threads(1)
     out_dir = Path(args.out)
     root = out_dir / "train_scratch"
     shutil.rmtree(root, ignore_errors=True)
@@ -105,7 +108,6 @@ def main() -> None:
         results["sampler_batches_per_s"]["pyg"] = "skipped: neither pyg-lib nor torch-sparse is importable"
 
     # bare single-process loop (1 thread, like a 1-CPU Ray worker)
-    torch.set_num_threads(1)
     bare = train_local(cfg, graph, epochs=args.epochs, evaluate=False)
     results["bare"] = {"train_edges_per_s": bare[-1]["train_edges_per_s"], "epoch_seconds": bare[-1]["epoch_seconds"]}
 

@@ -21,10 +21,8 @@ def test_config_show_applies_overrides():
 
 
 def _command_paths(cmd, prefix=()):
-    import click
-
     yield prefix
-    if isinstance(cmd, click.Group):
+    if getattr(cmd, "commands", None):  # a group (typer's groups are not click.Group subclasses)
         for name, sub in cmd.commands.items():
             yield from _command_paths(sub, prefix + (name,))
 

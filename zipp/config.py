@@ -129,7 +129,8 @@ class EtlConfig(Section):
     gates: bool = True
     quarantine_max_rate: float = Field(0.05, ge=0.0, le=1.0)  # per source file
     month_slack_days: int = Field(3, ge=0)  # created_utc may fall this far outside the file's month
-    out_of_month_max_rate: float = Field(0.01, ge=0.0, le=1.0)  # share of rows allowed outside month +- slack
+    # share of a file's rows allowed outside its month +- slack (re-crawls of last month's rows are normal)
+    out_of_month_max_rate: float = Field(0.05, ge=0.0, le=1.0)
 
     @field_validator("months")
     @classmethod
@@ -178,7 +179,7 @@ class ImagesConfig(Section):
     @model_validator(mode="after")
     def _one_mirror(self) -> "ImagesConfig":
         if self.mirror_base and self.mirror_dir:
-            raise ValueError("set at most one of images.mirror_base and images.mirror_dir")
+            raise ValueError("set at most one of images.mirror_base and images.mirror_dir (set the other to null)")
         return self
 
 

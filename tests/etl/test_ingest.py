@@ -74,6 +74,8 @@ def build_dump(root: Path) -> dict:
     rnd = random.Random(3)
     feb = [comment(f"f{i}", f"user{i % 5}", "pics", ts("2016-02-03") + i, body="".join(rnd.choices("abcdef gh", k=400)))
            for i in range(2000)]
+    # line 1: a re-crawl of January's c18 (new score, later retrieval) inside February's file
+    feb[0] = comment("c18", "carol", "funny", JAN, score=11, body="carol is funny", retrieved_on=1_600_000_000)
     write_truncated_zst(root / "RC_2016-02.zst", feb, keep=0.5)
     (root / "RS_2016-02.ndjson").write_bytes(b"")
     (root / "notes.json").write_text("{}")
@@ -137,6 +139,7 @@ def test_truncated_frame_keeps_its_whole_lines(ingested):
     assert tail["reason"] == "truncated"
     kept = rows(lake, "bronze/comments", source_file="RC_2016-02.zst")
     assert 300 < len(kept) < 2000 and tail["line_no"] == len(kept) + 1
+    assert ingested["manifest"]["silver_months"] == ["2015-11", "2016-01", "2016-02"]
     f = next(f for f in ingested["manifest"]["bronze"]["files"] if f["source_file"] == "RC_2016-02.zst")
     assert f["truncated"] and "TRUNCATED" in ingested["out"]
 
@@ -160,6 +163,8 @@ def test_silver_dedup_flags_and_user_key(ingested):
     (gone,) = rows(lake, "silver/comments", id="c15")
     assert bot["is_bot"] and not c1["is_bot"]
     assert gone["is_deleted_author"] and gone["is_removed_text"] and gone["user_key"] is None
+    (c18,) = rows(lake, "silver/comments", id="c18")  # the re-crawl in February's file wins, in January
+    assert (c18["score"], c18["month"], c18["source_file"]) == (11, "2016-01", "RC_2016-02.zst")
     (c17,) = rows(lake, "silver/comments", id="c17")
     assert (c17["subreddit"], c17["subreddit_lc"]) == ("Pics", "pics")
     assert not any("salt" in c for t in all_tables(lake) for c in lakeio.read_arrow(lake, t).column_names)
@@ -183,6 +188,7 @@ def test_gold_edges_users_images_snippets(ingested):
     assert (a["n_comments"], a["n_submissions"], a["n_image_posts"]) == (3, 1, 1)
     assert a["score_sum"] == 5 + 7 + 1 + 50 and a["active_months"] == 2
     assert edges[(carol, "pics")]["n_comments"] == 1 and edges[(carol, "pics")]["n_submissions"] == 1
+    assert edges[(carol, "funny")]["n_comments"] == 1 and edges[(carol, "funny")]["score_sum"] == 11
     assert not any(k[0] == user_key("AutoModerator", SALT) or k[0] == user_key("HelperBot", SALT) for k in edges)
     users = {r["user_key"]: r for r in rows(lake, "gold/users")}
     assert sorted(r["user_id"] for r in users.values()) == list(range(len(users)))
@@ -266,3 +272,11 @@ def test_forget_removes_authors_everywhere_and_vacuums(ingested, etl_cli, tmp_pa
             assert b"alice" not in p.read_bytes() and alice.encode() not in p.read_bytes(), p
     assert lakeio.read_arrow(lake, "_etl/forgotten").column("user_key").to_pylist() == [alice]
     assert "alice" not in json.dumps(lakeio.read_arrow(lake, "_etl/forget_log").to_pylist(), default=str)
+    # re-ingesting the dump does not bring her back: her lines become content-free `forgotten` rows
+    code, out = etl_cli("ingest", "--input", ingested["dump"], "--lake", lake, "--months", "2016-01",
+                        f"paths.runs={tmp_path / 'runs'}", "etl.quarantine_max_rate=1.0", "etl.gates=false")
+    assert code == 0 and "quarantine forgotten: 3" in out, out
+    for t in ("bronze/comments", "silver/comments", "gold/user_subreddit_edges", "gold/snippets"):
+        tab = lakeio.read_arrow(lake, t)
+        assert alice not in tab.column("user_key").to_pylist() if "user_key" in tab.column_names else \
+            "alice" not in tab.column("author").to_pylist()

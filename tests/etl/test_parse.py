@@ -204,3 +204,14 @@ def test_promoted_ads_have_their_own_reason():
     ad = submission("ad1", "Podify", DROP, JAN, promoted=True)
     res = parse([submission("s1", "alice", "pics", JAN), ad], kind="submissions")
     assert res.reasons == {"promoted_ad": 1}
+
+
+def test_forgotten_authors_become_content_free_quarantine_rows():
+    from zipp.etl.parse import drop_forgotten
+    from zipp.identity import user_key
+
+    res = parse([comment("a", "alice", "pics", JAN), comment("b", "bob", "pics", JAN), b"bad"])
+    res = drop_forgotten(res, frozenset({user_key("alice", "s")}), "s", opts())
+    assert res.bronze.column("author").to_pylist() == ["bob"]
+    assert [(r["line_no"], r["reason"], r["raw"], r["author"]) for r in res.quarantine.to_pylist()] == [
+        (1, "forgotten", b"", None), (3, "invalid_json", b"bad", None)]

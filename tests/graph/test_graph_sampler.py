@@ -14,6 +14,11 @@ from zipp.graph.sampler import (
 from zipp.graph.train import make_loader
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)  # sampling is random: make every test here deterministic
+
+
 def _global_pairs(batch, et):
     """(user, subreddit) global ids of the sampled edges of ``et``."""
     ei = batch[et].edge_index
@@ -117,7 +122,7 @@ def test_high_degree_sampling_is_close_to_uniform():
         total += users.numel()
     assert total >= 2000 * 5 * 0.99  # (almost) always the full fanout
     expected = total / 100
-    assert counts.min() > 0.6 * expected and counts.max() < 1.4 * expected
+    assert counts.min() > 0.5 * expected and counts.max() < 1.5 * expected
 
 
 def test_full_neighbourhood_when_fanout_exceeds_every_degree(small_graph):
@@ -175,7 +180,7 @@ def test_link_sampler_rejects_loader_negatives(small_graph):
 
 
 def test_drop_pairs_keeps_per_hop_counts_consistent(small_graph):
-    sampler = TorchNeighborSampler(small_graph.data, [4, 4])
+    sampler = TorchNeighborSampler(small_graph.data, [1000, 1000])  # full neighbourhoods: the seed edges are sampled
     ei = small_graph.data[EDGE].edge_index[:, :10]
     out = sampler._sample({USER: ei[0].unique(), SUB: ei[1].unique()})
     n_sub = small_graph.num_subreddits

@@ -154,9 +154,10 @@ def image_server():
     srv.stop()
 
 
-# Test policy: short timeouts and backoffs, a size cap the "big" routes exceed, no rate limit.
+# Test policy: real URLs on the test server (no mirror: conf/env/local.yaml points images.mirror_dir
+# at the generated dump), short timeouts and backoffs, a size cap the "big" routes exceed, no rate limit.
 FAST_FETCH = [
-    "images.timeout_s=0.5", "images.retries=2", "images.backoff_s=0.01",
+    "images.mirror_dir=null", "images.timeout_s=0.5", "images.retries=2", "images.backoff_s=0.01",
     "images.max_bytes=200000", "images.per_host_rps=null", "images.workers=8",
 ]
 

@@ -121,11 +121,16 @@ def test_mirror_dir_is_served_on_loopback_only_while_in_use(make_config, tmp_pat
 
 
 def test_mirror_base_rewrites_without_a_server(make_config):
-    cfg = make_config("images.mirror_base=http://proxy.internal/m").images
+    cfg = make_config("images.mirror_dir=null", "images.mirror_base=http://proxy.internal/m").images
     with url_rewriter(cfg) as rewrite:
         assert rewrite("https://i.redd.it/x.jpg?a=1") == "http://proxy.internal/m/i.redd.it/x.jpg"
-    with url_rewriter(make_config().images) as rewrite:
+    with url_rewriter(make_config("images.mirror_dir=null").images) as rewrite:
         assert rewrite is None
+
+
+def test_local_env_mirrors_the_generated_dump(make_config, tmp_path):
+    cfg = make_config()
+    assert cfg.images.mirror_dir == f"{cfg.paths.dump}/images"
 
 
 def test_both_mirrors_is_a_config_error(make_config):

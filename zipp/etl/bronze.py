@@ -32,11 +32,12 @@ _CHUNK_ARROW = pa.schema([
     ("tail_reason", pa.string()), ("tail_detail", pa.string()),
 ])
 _STATS_DDL = ("file_idx long, seq long, lines long, bronze_rows long, quarantine_rows long, reasons string, "
-              "out_of_month long, min_created long, max_created long, bytes long, null_keys long")
+              "out_of_month long, min_created long, max_created long, bytes long, null_keys long, created_months string")
 _STATS_ARROW = pa.schema([
     ("file_idx", pa.int64()), ("seq", pa.int64()), ("lines", pa.int64()), ("bronze_rows", pa.int64()),
     ("quarantine_rows", pa.int64()), ("reasons", pa.string()), ("out_of_month", pa.int64()),
     ("min_created", pa.int64()), ("max_created", pa.int64()), ("bytes", pa.int64()), ("null_keys", pa.int64()),
+    ("created_months", pa.string()),
 ])
 
 
@@ -53,6 +54,7 @@ class FileStats:
     null_keys: int = 0  # bronze rows lacking id/author/subreddit/created_utc, counted on the written table
     truncated: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
+    created_months: dict[str, int] = field(default_factory=dict)  # bronze rows per month of created_utc
     min_created: int | None = None
     max_created: int | None = None
 
@@ -104,13 +106,14 @@ def _split_task(files: list[SourceFile], chunk_bytes: int, chunk_dir: str):
     return run
 
 
-def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[str, int], etl: EtlConfig, out_dir: str):
+def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[str, int], etl: EtlConfig, out_dir: str,
+                forgotten: frozenset[str], salt: str):
     max_line, cap, slack, comp = etl.max_line_bytes, etl.raw_cap_bytes, etl.month_slack_days, etl.parquet_compression
 
     def run(batches):
         import pyarrow.parquet as pq
 
-        from zipp.etl.parse import ParseOptions, parse_chunk, truncated_result
+        from zipp.etl.parse import ParseOptions, drop_forgotten, parse_chunk, truncated_result
         from zipp.etl.split import read_chunk
 
         for b in batches:
@@ -123,7 +126,7 @@ def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[
                 if c.tail_reason:
                     res = truncated_result(data, c.first_line_no, c.tail_reason, c.tail_detail, opts)
                 else:
-                    res = parse_chunk(data, c.first_line_no, opts)
+                    res = drop_forgotten(parse_chunk(data, c.first_line_no, opts), forgotten, salt, opts)
                 name = f"f{c.file_idx:05d}-{c.seq:06d}.parquet"
                 for table, tname in ((res.bronze, f"bronze__{f.kind}"), (res.quarantine, "quarantine")):
                     if table.num_rows:
@@ -136,6 +139,7 @@ def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[
                     "out_of_month": res.out_of_month, "min_created": res.min_created, "max_created": res.max_created,
                     "bytes": len(data),
                     "null_keys": sum(res.bronze.column(k).null_count for k in ("id", "author", "subreddit", "created_utc")),
+                    "created_months": json.dumps(res.created_months),
                 }], schema=_STATS_ARROW)
 
     return run
@@ -144,7 +148,14 @@ def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[
 def run_bronze(spark: "SparkSession", lake: str | Path, etl: EtlConfig, files: list[SourceFile], months: list[str],
                *, run_id: str, stage_root: str | Path, ingested_at: dict[str, int]) -> BronzeResult:
     """Ingest ``files`` (all of ``months``' files) into bronze/* and quarantine, replacing those months."""
+    from zipp import lake as lakeio
     from zipp.etl.delta import write_table
+    from zipp.etl.schemas import ETL_FORGOTTEN
+    from zipp.identity import resolve_salt
+
+    forgotten = frozenset()
+    if lakeio.exists(lake, ETL_FORGOTTEN):
+        forgotten = frozenset(lakeio.read_arrow(lake, ETL_FORGOTTEN, columns=["user_key"]).column("user_key").to_pylist())
 
     stage_root = Path(stage_root)
     chunk_dir, out_dir = stage_root / "chunks", stage_root / "bronze-out"
@@ -164,7 +175,7 @@ def run_bronze(spark: "SparkSession", lake: str | Path, etl: EtlConfig, files: l
     if chunks:
         spark.sparkContext.setJobDescription(f"zipp bronze: parse {len(chunks)} chunks")
         parse_df = spark.range(0, len(chunks), 1, len(chunks)).mapInArrow(
-            _parse_task(files, chunks, ingested_at, etl, str(out_dir)), _STATS_DDL)
+            _parse_task(files, chunks, ingested_at, etl, str(out_dir), forgotten, resolve_salt(etl)), _STATS_DDL)
         for r in parse_df.collect():
             s = stats[r.file_idx]
             s.lines += r.lines
@@ -175,6 +186,8 @@ def run_bronze(spark: "SparkSession", lake: str | Path, etl: EtlConfig, files: l
             s.null_keys += r.null_keys
             for k, v in json.loads(r.reasons).items():
                 s.reasons[k] = s.reasons.get(k, 0) + v
+            for k, v in json.loads(r.created_months).items():
+                s.created_months[k] = s.created_months.get(k, 0) + v
             if r.min_created is not None:
                 s.min_created = r.min_created if s.min_created is None else min(s.min_created, r.min_created)
                 s.max_created = r.max_created if s.max_created is None else max(s.max_created, r.max_created)

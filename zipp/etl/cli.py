@@ -30,6 +30,8 @@ def _print_summary(summary: dict) -> None:
                 notes.append(f"{f['out_of_month']} rows outside its month")
             echo(f"    {f['source_file']}: {f['lines']} lines = {f['bronze_rows']} bronze + {f['quarantine_rows']} quarantine"
                  + (f"  [{'; '.join(notes)}]" if notes else ""))
+    if summary.get("silver_months"):
+        echo(f"  silver/gold months (of created_utc): {', '.join(summary['silver_months'])}")
     for kind, s in (summary.get("silver") or {}).items():
         extra = f", images {s['images']}, nsfw {s['nsfw']}" if "images" in s else ""
         echo(f"  silver/{kind}: {s['rows']} rows ({s['duplicates']} duplicate ids dropped, "

@@ -53,6 +53,14 @@ class ChunkResult:
     out_of_month: int = 0
     min_created: int | None = None
     max_created: int | None = None
+    created_months: dict[str, int] = field(default_factory=dict)  # bronze rows per month of created_utc
+
+
+def created_month_counts(created: np.ndarray) -> dict[str, int]:
+    if not len(created):
+        return {}
+    months, counts = np.unique(created.astype("datetime64[s]").astype("datetime64[M]"), return_counts=True)
+    return {str(m): int(c) for m, c in zip(months, counts)}
 
 
 # ----------------------------------------------------------------------------- schemas per era
@@ -307,6 +315,7 @@ def parse_chunk(data: bytes, first_line_no: int, opts: ParseOptions) -> ChunkRes
         bronze=bronze, quarantine=quarantine, lines=n, reasons=reasons, out_of_month=out_of_month,
         min_created=int(created_np.min()) if len(created_np) else None,
         max_created=int(created_np.max()) if len(created_np) else None,
+        created_months=created_month_counts(created_np),
     )
 
 
@@ -332,6 +341,26 @@ def truncated_result(tail: bytes, line_no: int, reason: str, detail: str, opts: 
     """The end of a cut/corrupt .zst: the partial last line (maybe empty) becomes one quarantine row."""
     q = quarantine_table([(line_no, reason, detail, None, tail[: opts.raw_cap_bytes], len(tail))], opts)
     return ChunkResult(bronze=empty_bronze(opts.kind), quarantine=q, lines=1, reasons={reason: 1})
+
+
+def drop_forgotten(res: ChunkResult, forgotten: frozenset[str], salt: str, opts: ParseOptions) -> ChunkResult:
+    """Rows of authors removed by ``zipp forget`` become content-free ``forgotten`` quarantine rows,
+    so a re-ingested dump cannot bring them back (and lines = bronze + quarantine still holds)."""
+    if not forgotten or res.bronze.num_rows == 0:
+        return res
+    from zipp.identity import user_key
+
+    authors = res.bronze.column("author").to_pylist()
+    gone = np.array([a is not None and user_key(a, salt) in forgotten for a in authors])
+    if not gone.any():
+        return res
+    line_nos = res.bronze.column("line_no").to_numpy()[gone].tolist()
+    q = quarantine_table([(n, "forgotten", "author removed by zipp forget", None, b"", 0) for n in line_nos], opts)
+    res.bronze = res.bronze.filter(pa.array(~gone))
+    res.created_months = created_month_counts(res.bronze.column("created_utc").to_numpy())
+    res.quarantine = pa.concat_tables([res.quarantine, q]).sort_by("line_no")
+    res.reasons["forgotten"] = res.reasons.get("forgotten", 0) + len(line_nos)
+    return res
 
 
 def empty_bronze(kind: str) -> pa.Table:

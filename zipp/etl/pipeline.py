@@ -39,6 +39,7 @@ class EtlState:
     ingested_at: dict[str, int] = field(default_factory=dict)
     bronze: Any = None  # bronze.BronzeResult
     silver: dict = field(default_factory=dict)
+    silver_months: list[str] = field(default_factory=list)  # created months rebuilt in silver and gold
     gold: dict = field(default_factory=dict)
     gates: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -88,7 +89,8 @@ class EtlState:
                     "out_of_month": f.out_of_month, "truncated": f.truncated, "empty": f.lines == 0,
                 } for f in b.files],
             }
-        out["silver"] = self.silver
+        out["silver_months"] = self.silver_months
+        out["silver"] = {k: {a: b for a, b in v.items() if a != "facts"} for k, v in self.silver.items()}
         out["gold"] = self.gold
         return out
 

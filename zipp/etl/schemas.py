@@ -121,6 +121,8 @@ _SILVER_FLAGS = [
     ("is_removed_text", pa.bool_()),  # body/selftext is [deleted] / [removed]
     ("is_bot", pa.bool_()),
 ]
+# silver `month` is the month of created_utc (not of the file): a re-crawled copy in the next month's
+# file lands beside the original and the latest retrieval wins
 _SILVER_META = [("source_file", pa.string()), ("line_no", pa.int64()), ("month", pa.string())]
 
 SILVER_SCHEMAS: dict[str, pa.Schema] = {
@@ -182,6 +184,12 @@ ETL_FORGET_LOG = "_etl/forget_log"
 ETL_FORGET_LOG_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("requested_at", TS), ("n_authors", pa.int64()),
     ("table_name", pa.string()), ("rows_deleted", pa.int64()), ("files_vacuumed", pa.int64()),
+])
+# Which source (file) months hold rows created in which month: silver month M is rebuilt from the
+# bronze partitions listed for M (a re-crawl in next month's file, an Arctic-Shift file of old rows).
+ETL_MONTH_MAP = "_etl/month_map"
+ETL_MONTH_MAP_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("file_month", pa.string()), ("created_month", pa.string()), ("rows", pa.int64()),
 ])
 ETL_ID_SEQ = "_etl/id_watermarks"
 ETL_ID_SEQ_SCHEMA = pa.schema([("id_map", pa.string()), ("next_id", pa.int64())])

@@ -1,6 +1,8 @@
-"""Silver: bronze rows cleaned per month, in Spark.
+"""Silver: bronze rows cleaned, in Spark, partitioned by the month of ``created_utc``.
 
-- one row per ``id`` per month: the latest retrieval wins (``retrieved_on`` / Arctic-Shift
+- silver month M is rebuilt from every bronze partition (file month) holding rows created in M
+  (``_etl/month_map``), so a re-crawled copy in the next month's file meets its original;
+- one row per ``id``: the latest retrieval wins (``retrieved_on`` / Arctic-Shift
   ``_meta.retrieved_2nd_on``), ties go to the later file and line;
 - ``created_utc`` as a timestamp, whatever its JSON type was;
 - flags: ``is_deleted_author`` ([deleted]/[removed]), ``is_removed_text``, ``is_bot`` (config list,
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,7 +69,7 @@ def silver_frame(bronze: "DataFrame", kind: str, etl: EtlConfig, salt: str) -> "
     from pyspark.sql import functions as F
 
     retrieved = F.greatest(F.col("retrieved_on"), F.col("retrieved_2nd_on"))
-    w = Window.partitionBy("month", "id").orderBy(
+    w = Window.partitionBy("id").orderBy(
         retrieved.desc_nulls_last(), F.col("source_file").desc(), F.col("line_no").desc())
     df = (bronze.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
           .withColumn("retrieved_on", retrieved))
@@ -97,21 +100,65 @@ def silver_frame(bronze: "DataFrame", kind: str, etl: EtlConfig, salt: str) -> "
     return df
 
 
-def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: list[str], *, run_id: str,
+@dataclass
+class SilverPlan:
+    months: list[str]  # silver (created) months to rebuild
+    sources: dict[str, list[str]]  # kind -> bronze (file) months to read
+    month_map: list[dict]  # the map after this run, saved once silver is committed
+
+
+def plan_silver(lake: str | Path, file_months: list[str], created: dict[tuple[str, str], dict[str, int]]) -> SilverPlan:
+    """``created``: (kind, file month) -> rows per created month, for the file months just ingested.
+    Silver months to rebuild = those the old and the new versions of these file months fed."""
+    from zipp import lake as lakeio
+    from zipp.etl.schemas import ETL_MONTH_MAP
+
+    old = lakeio.read_arrow(lake, ETL_MONTH_MAP).to_pylist() if lakeio.exists(lake, ETL_MONTH_MAP) else []
+    touched = {r["created_month"] for r in old if r["file_month"] in file_months}
+    new_rows = [{"kind": k, "file_month": fm, "created_month": cm, "rows": n}
+                for (k, fm), months in sorted(created.items()) for cm, n in sorted(months.items()) if n]
+    touched |= {r["created_month"] for r in new_rows}
+    month_map = [r for r in old if r["file_month"] not in file_months] + new_rows
+    sources = {kind: sorted({r["file_month"] for r in month_map if r["kind"] == kind and r["created_month"] in touched})
+               for kind in KINDS}
+    return SilverPlan(months=sorted(touched), sources=sources, month_map=month_map)
+
+
+def save_month_map(lake: str | Path, plan: SilverPlan) -> None:
+    import pyarrow as pa
+
+    from zipp import lake as lakeio
+    from zipp.etl.schemas import ETL_MONTH_MAP, ETL_MONTH_MAP_SCHEMA
+
+    rows = sorted(plan.month_map, key=lambda r: (r["kind"], r["file_month"], r["created_month"]))
+    lakeio.write_arrow(lake, ETL_MONTH_MAP, pa.Table.from_pylist(rows, schema=ETL_MONTH_MAP_SCHEMA))
+
+
+def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: SilverPlan, *, run_id: str,
                  stage_root: str | Path, salt: str) -> dict:
-    """Rebuild silver/* for ``months`` from bronze; returns per kind the totals and per-month facts."""
+    """Rebuild silver/* for ``plan.months``; returns per kind the totals and per-month facts."""
+    from pyspark.sql import functions as F
+
     from zipp.etl.delta import count_rows, read_table, write_table
     from zipp.etl.quality import silver_facts
+    from zipp.etl.schemas import ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA
 
+    forgotten = None
+    if count_rows(lake, ETL_FORGOTTEN):
+        forgotten = read_table(spark, lake, ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA).select("user_key").distinct()
+    months = plan.months
     out = {}
     for kind in KINDS:
-        bronze = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], months)
+        bronze = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], plan.sources[kind])
+        bronze = (bronze.withColumn("month", F.date_format(F.timestamp_seconds("created_utc"), "yyyy-MM"))
+                  .where(F.col("month").isin(months)))
         write_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], run_id=run_id, stage_root=stage_root,
                     df=silver_frame(bronze, kind, etl, salt), partition_by=["month"], months=months,
                     compression=etl.parquet_compression)
-        facts = silver_facts(read_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], months), etl)
+        facts = silver_facts(read_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], months), etl, forgotten)
         totals = {k: sum(r[k] for r in facts) for k in (facts[0] if facts else {"rows": 0}) if k != "month"}
-        n_bronze = count_rows(lake, bronze_table(kind), months)
-        out[kind] = {"rows": 0, "deleted_authors": 0, "bots": 0, **totals, "bronze_rows": n_bronze,
-                     "duplicates": n_bronze - totals.get("rows", 0), "facts": facts}
+        n_in = sum(r["rows"] for r in plan.month_map if r["kind"] == kind and r["created_month"] in months)
+        out[kind] = {"rows": 0, "deleted_authors": 0, "bots": 0, **totals, "bronze_rows": n_in,
+                     "duplicates": n_in - totals.get("rows", 0), "facts": facts}
+    save_month_map(lake, plan)
     return out

@@ -57,17 +57,25 @@ class SilverStage(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         from zipp.etl.quality import gate_silver
-        from zipp.etl.silver import build_silver
+        from zipp.etl.silver import build_silver, plan_silver
         from zipp.identity import resolve_salt
 
         st = self.state
-        months = st.make_plan().months
-        if not months:
+        file_months = st.make_plan().months
+        if not file_months or st.bronze is None:
             return StageResult(extra={"months": []})
         t0 = time.perf_counter()
         spark = ctx.runtime.spark
-        st.silver = build_silver(spark, st.lake, st.cfg.etl, months, run_id=st.run_id, stage_root=st.stage_root,
+        created: dict[tuple[str, str], dict[str, int]] = {}
+        for f in st.bronze.files:
+            acc = created.setdefault((f.kind, f.month), {})
+            for m, n in f.created_months.items():
+                acc[m] = acc.get(m, 0) + n
+        plan = plan_silver(st.lake, file_months, created)
+        st.silver_months = plan.months
+        st.silver = build_silver(spark, st.lake, st.cfg.etl, plan, run_id=st.run_id, stage_root=st.stage_root,
                                  salt=resolve_salt(st.cfg.etl))
+        months = plan.months
         st.timings["silver"] = round(time.perf_counter() - t0, 2)
         rows_in = sum(v["bronze_rows"] for v in st.silver.values())
         rows_out = sum(v["rows"] for v in st.silver.values())
@@ -91,7 +99,7 @@ class GoldStage(Stage):
         from zipp.tables import GOLD_EDGES
 
         st = self.state
-        months = st.make_plan().months
+        months = st.silver_months
         if not months:
             return StageResult(extra={"months": []})
         t0 = time.perf_counter()
@@ -101,7 +109,8 @@ class GoldStage(Stage):
         silver_rows = sum(v.get("rows", 0) for v in st.silver.values()) if st.silver else 0
         res = StageResult(rows_in=silver_rows, rows_out=st.gold.get(GOLD_EDGES, 0), extra={"months": months, **st.gold})
         if st.cfg.etl.gates:
-            st.gates["gold"] = gate_gold(spark, st.lake, st.cfg.etl, months, ctx.run_dir / "quality")
+            facts = {k: v["facts"] for k, v in st.silver.items()}
+            st.gates["gold"] = gate_gold(spark, st.lake, st.cfg.etl, months, facts, ctx.run_dir / "quality")
         return res
 
 

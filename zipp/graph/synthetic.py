@@ -54,12 +54,15 @@ def planted_graph(
     seed: int = 0,
     on_topic_comments: float = 6.0,
     off_topic_comments: float = 1.5,
+    on_topic_submissions: float = 1.5,
+    off_topic_submissions: float = 0.3,
     user_id_offset: int = 0,
     model_id: str = "planted-clip",
 ) -> PlantedGraph:
     """Build the gold tables. ``user_id_offset`` makes disjoint extra users (a later 'nightly').
-    ``on_topic_comments`` / ``off_topic_comments``: mean comment counts on interest vs other edges
-    (equal values leave the graph structure as the only interest signal besides submissions)."""
+    ``on_topic_*`` / ``off_topic_*``: mean comment / submission counts (Poisson; comments + 1) on
+    interest vs other edges. Equal values take the interest signal out of the edge counts, leaving
+    the graph structure (and images) to carry it."""
     rng = np.random.default_rng(seed)
     n_topical = n_subreddits - n_generic
     if n_topical < n_communities:
@@ -118,11 +121,10 @@ def planted_graph(
     c_of = sub_comm[sub]
     on_topic = (c_of >= 0) & ((c_of == comms[slots, 0]) | (c_of == comms[slots, 1]))
 
-    n_com = rng.poisson(np.where(on_topic, on_topic_comments, off_topic_comments)) + on_topic
-    n_sub = rng.poisson(np.where(on_topic, 1.5, 0.3))
+    n_com = rng.poisson(np.where(on_topic, on_topic_comments, off_topic_comments)) + 1
+    n_sub = rng.poisson(np.where(on_topic, on_topic_submissions, off_topic_submissions))
     img_p = np.where((c_of >= 0) & image_heavy[np.maximum(c_of, 0)], 0.7, 0.1)
     n_img = rng.binomial(n_sub, img_p)
-    n_com = np.where(n_com + n_sub == 0, 1, n_com)
     first = rng.integers(t_start, t_end - month_us, n_edges)
     last = np.minimum(t_end, first + rng.integers(0, 3 * month_us, n_edges))
     rows = {

@@ -96,9 +96,10 @@ class EmbedImagesStage(Stage):
         to_fetch = [u for u in urls if u not in status]
         log.info("images: %d (url, user) rows, %d up to date; %d URLs to fetch, %d from the cache",
                  pairs.num_rows, pairs.num_rows - todo.num_rows, len(to_fetch), len(status))
-        with url_rewriter(cfg) as rewrite, progress_bar("fetch images", total=len(to_fetch)) as advance:
-            fetched = Fetcher(cfg, cache, rewrite=rewrite).fetch_all(to_fetch, progress=advance)
-        status.update({u: (r.status, r.sha256) for u, r in fetched.items()})
+        if to_fetch:
+            with url_rewriter(cfg) as rewrite, progress_bar("fetch images", total=len(to_fetch)) as advance:
+                fetched = Fetcher(cfg, cache, rewrite=rewrite).fetch_all(to_fetch, progress=advance)
+            status.update({u: (r.status, r.sha256) for u, r in fetched.items()})
 
         # 2. embed each distinct ok image once, on Ray Data actors
         shas = sorted({sha for st, sha in status.values() if st == OK and sha})
