@@ -88,7 +88,7 @@ def ingested(tmp_path_factory, etl_cli):
     dump, lake, runs = root / "dump", root / "lake", root / "runs"
     expect = build_dump(dump)
     code, out = etl_cli("ingest", "--input", dump, "--lake", lake, "--run", "first", f"paths.runs={runs}",
-                        "etl.quarantine_max_rate=1.0", "etl.chunk_bytes=4096")
+                        "etl.quarantine_max_rate=1.0", "etl.chunk_bytes=65536")
     assert code == 0, out
     return {"dump": dump, "lake": lake, "runs": runs, "expect": expect, "out": out,
             "manifest": json.loads((runs / "first" / "manifest.json").read_text())}
@@ -237,7 +237,7 @@ def test_rerun_gives_identical_tables(ingested, etl_cli):
     before = {t: table_hash(lake, t) for t in all_tables(lake) if not t.startswith("_etl")}
     versions = {t: lakeio.version(lake, t) for t in before}
     code, out = etl_cli("ingest", "--input", ingested["dump"], "--lake", lake, "--run", "second",
-                        f"paths.runs={ingested['runs']}", "etl.quarantine_max_rate=1.0", "etl.chunk_bytes=4096", "etl.gates=false")
+                        f"paths.runs={ingested['runs']}", "etl.quarantine_max_rate=1.0", "etl.chunk_bytes=65536", "etl.gates=false")
     assert code == 0, out
     after = {t: table_hash(lake, t) for t in before}
     assert after == before

@@ -117,15 +117,20 @@ class EvaluateStage(Stage):
         for p in pairs:
             d = personas[p[0]["user_key"]].get("demographics") or {}
             cells.append({"age_band": (d.get("age_band") or {}).get("value"), "gender": (d.get("gender") or {}).get("value")})
-        # rake only on margins the personas actually cover (unknowns carry no demographic signal)
-        usable = {dim: {c: v for c, v in t.items() if any(x[dim] == c for x in cells)} for dim, t in targets.items()}
-        usable = {dim: t for dim, t in usable.items() if len(t) >= 2}
-        if not usable:
+        # Rake only on margins and categories the personas actually cover (unknowns carry no
+        # demographic signal); shrinking one margin can empty a category of another, so iterate.
+        usable = {dim: dict(t) for dim, t in targets.items()}
+        idx: list[int] = []
+        for _ in range(5):
+            idx = [i for i, c in enumerate(cells) if all(c[d] in usable[d] for d in usable)]
+            shrunk = {d: {c: v for c, v in t.items() if any(cells[i][d] == c for i in idx)} for d, t in usable.items()}
+            shrunk = {d: t for d, t in shrunk.items() if len(t) >= 2}
+            if shrunk == usable:
+                break
+            usable = shrunk
+        idx = [i for i, c in enumerate(cells) if all(c[d] in usable[d] for d in usable)]
+        if not usable or len(idx) < 2:
             return {"skipped": "personas state too few demographics to rake"}
-        known = [all(c[d] in usable[d] for d in usable) for c in cells]
-        idx = [i for i, k in enumerate(known) if k]
-        if len(idx) < 2:
-            return {"skipped": "too few users with known demographics"}
         fit = ipf([cells[i] for i in idx], usable)
         win = (j_pers[idx] > j_base[idx]).astype(float)
         return {"margins": sorted(usable), "users": len(idx), "weighted_win_rate": float(np.average(win, weights=fit.weights)),
@@ -183,5 +188,7 @@ def render_markdown(r: dict) -> str:
                      f"(unweighted {k['unweighted_win_rate']:.3f}, effective n {k['effective_n']:.1f})")
     if "persona_accuracy" in r:
         a = r["persona_accuracy"]
-        lines.append(f"- persona accuracy vs truth: location {a['location_acc']}, age-band κ {a['age_band_kappa']} (n={a['age_band_n']})")
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"- persona accuracy vs truth ({a['users_matched']} users): location {fmt(a['location_acc'])}, "
+                     f"age-band Cohen's κ {fmt(a['age_band_kappa'])} (n={a['age_band_n']} users with a stated age band)")
     return "\n".join(lines) + "\n"
