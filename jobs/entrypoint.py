@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.getcwd())
 
-from zipp.cli import main  # noqa: E402
+from zipp.cli import main
 
 if __name__ == "__main__":
     sys.argv[0] = "zipp"

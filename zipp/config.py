@@ -99,6 +99,12 @@ class GenerateConfig(Section):
         return v
 
 
+DEFAULT_BOTS = (
+    "AutoModerator", "TweetPoster", "RemindMeBot", "WikiTextBot", "sneakpeekbot", "imguralbumbot", "converter-bot",
+    "TotesMessenger", "autotldr", "Mentioned_Videos", "GifReversingBot", "CommonMisspellingBot", "LinkFixerBot",
+)
+
+
 class EtlConfig(Section):
     """Spark ETL (zipp.etl): dump files -> bronze/quarantine -> silver -> gold, quality gates."""
 
@@ -116,8 +122,8 @@ class EtlConfig(Section):
     staging: str | None = None  # scratch folder visible to all executors; None = <lake>/_staging
 
     # --- silver
-    bot_authors: list[str] = Field(default_factory=lambda: ["AutoModerator", "sneakpeekbot", "RemindMeBot", "WikiTextBot", "GifReversingBot"])
-    bot_regex: str = r"(?i)bot$"  # the `*bot` heuristic (Java and Python syntax); "" disables it
+    bot_authors: list[str] = Field(default_factory=lambda: list(DEFAULT_BOTS))  # exact names, any case
+    bot_regex: str = r"(?i)(?<!ro)bot$"  # the `*bot` heuristic, sparing "...robot" (Java + Python syntax); "" = off
     not_bots: list[str] = Field(default_factory=list)  # names the regex would flag but that are people
 
     # --- gold

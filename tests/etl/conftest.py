@@ -25,7 +25,14 @@ def etl_cli(spark):
     from zipp.cli import app
 
     def run(*args: str) -> tuple[int, str]:
-        res = CliRunner().invoke(app, ["--conf-dir", str(REPO / "conf"), *map(str, args)], catch_exceptions=False)
+        import logging
+
+        try:
+            res = CliRunner().invoke(app, ["--conf-dir", str(REPO / "conf"), *map(str, args)], catch_exceptions=False)
+        finally:  # the CLI's log handler writes to the runner's stream, closed after invoke
+            root = logging.getLogger()
+            for h in [h for h in root.handlers if getattr(h, "_zipp", False)]:
+                root.removeHandler(h)
         return res.exit_code, res.output
 
     return run

@@ -275,7 +275,7 @@ def test_forget_removes_authors_everywhere_and_vacuums(ingested, etl_cli, tmp_pa
     # re-ingesting the dump does not bring her back: her lines become content-free `forgotten` rows
     code, out = etl_cli("ingest", "--input", ingested["dump"], "--lake", lake, "--months", "2016-01",
                         f"paths.runs={tmp_path / 'runs'}", "etl.quarantine_max_rate=1.0", "etl.gates=false")
-    assert code == 0 and "quarantine forgotten: 3" in out, out
+    assert code == 0 and "quarantine forgotten: 4" in out, out  # c1, s1 and both copies of dup1
     for t in ("bronze/comments", "silver/comments", "gold/user_subreddit_edges", "gold/snippets"):
         tab = lakeio.read_arrow(lake, t)
         assert alice not in tab.column("user_key").to_pylist() if "user_key" in tab.column_names else \

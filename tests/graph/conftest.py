@@ -4,7 +4,6 @@ trained run (real Ray Train, 2 workers) shared by the session."""
 from __future__ import annotations
 
 import pytest
-
 from graph_fixtures import gold_of, graph_config, planted
 
 

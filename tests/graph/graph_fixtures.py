@@ -17,7 +17,7 @@ TINY = [
 def planted(seed: int = 0, **kw):
     from zipp.graph.synthetic import planted_graph
 
-    args = dict(n_users=160, n_subreddits=30, n_communities=4, n_generic=3, image_dim=16, seed=seed)
+    args = {"n_users": 160, "n_subreddits": 30, "n_communities": 4, "n_generic": 3, "image_dim": 16, "seed": seed}
     args.update(kw)
     return planted_graph(**args)
 
@@ -58,9 +58,11 @@ def attention_match(att, pg) -> dict:
         for name, users in (("all", keep.index), ("mixed", mixed.index)):
             du = d[d["user_id"].isin(users)]
             top = du.loc[du.groupby("user_id")["attention"].idxmax()]
-            most = du.sort_values("n_comments", ascending=False, kind="stable").groupby("user_id").head(1)
+            # ties broken at random (a fixed order would favour whichever subreddits sort first)
+            shuffled = du.sample(frac=1.0, random_state=0)
+            most = shuffled.sort_values("n_comments", ascending=False, kind="stable").groupby("user_id").head(1)
             res[name] = {
-                "users": int(len(users)), "top_attention_on_interest": float(top["on"].mean()),
+                "users": len(users), "top_attention_on_interest": float(top["on"].mean()),
                 "chance": float(per_user.loc[users, "mean"].mean()), "most_comments_baseline": float(most["on"].mean()),
             }
         out[layer] = res

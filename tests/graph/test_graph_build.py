@@ -2,10 +2,20 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-
 from graph_fixtures import gold_of, planted
+
 from zipp.config import GraphConfig
-from zipp.graph.build import EDGE, REV, SUB, USER, Graph, build_graph, load_gold, pair_keys, split_edges
+from zipp.graph.build import (
+    EDGE,
+    REV,
+    SUB,
+    USER,
+    Graph,
+    build_graph,
+    load_gold,
+    pair_keys,
+    split_edges,
+)
 
 
 def _pairs(ei):

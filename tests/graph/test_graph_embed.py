@@ -4,9 +4,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from graph_fixtures import graph_config, planted
 from typer.testing import CliRunner
 
-from graph_fixtures import graph_config, planted
 from zipp import tables as T
 from zipp.graph.infer import check_run_name, embed_users
 from zipp.lake import read_arrow, write_arrow

@@ -8,6 +8,7 @@ children — rather than with ``ray stop``, which would stop every Ray instance 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -24,7 +25,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from graph_fixtures import REPO, TINY, planted
 
 pytestmark = pytest.mark.slow
@@ -99,12 +99,12 @@ def _submit(head, args: list[str], submission_id: str, wait: bool = True, timeou
            "--runtime-env", "jobs/runtime_env.yaml", "--working-dir", "."]
     if not wait:
         cmd.append("--no-wait")
-    return subprocess.run(cmd + ["--", *args], cwd=REPO, env=head["env"], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd + ["--", *args], cwd=REPO, env=head["env"], capture_output=True, text=True, check=False, timeout=timeout)
 
 
 def _job_status(head, submission_id: str) -> str:
     r = subprocess.run([str(BIN / "ray"), "job", "status", "--address", head["address"], submission_id],
-                       env=head["env"], capture_output=True, text=True, timeout=120)
+                       env=head["env"], capture_output=True, text=True, check=False, timeout=120)
     text = r.stdout + r.stderr
     m = re.search(r"Status for job '[^']+': (\w+)", text)
     if m:
@@ -166,7 +166,7 @@ def test_killed_worker_and_resubmitted_job_resume_from_the_last_checkpoint(tmp_p
         assert r.returncode == 0, r.stderr[-3000:]
         _wait_for(lambda: len(_records(run_dir)) >= 1, 600, "the first epoch")
         subprocess.run([str(BIN / "ray"), "job", "stop", "--address", head["address"], "zipp-fault-1"],
-                       env=head["env"], capture_output=True, text=True, timeout=120)
+                       env=head["env"], capture_output=True, text=True, check=False, timeout=120)
         _wait_for(lambda: _job_status(head, "zipp-fault-1") in ("STOPPED", "FAILED", "SUCCEEDED"), 120, "the job to stop")
         assert _job_status(head, "zipp-fault-1") == "STOPPED", "the run finished before it could be aborted"
         done_before = len(_records(run_dir))
@@ -182,7 +182,7 @@ def test_killed_worker_and_resubmitted_job_resume_from_the_last_checkpoint(tmp_p
         out = subprocess.run([
             str(BIN / "ray"), "list", "actors", "--address", head["address"], "--filter", "class_name=RayTrainWorker",
             "--filter", "state=ALIVE", "--format", "json",
-        ], env=head["env"], capture_output=True, text=True, timeout=120)
+        ], env=head["env"], capture_output=True, text=True, check=False, timeout=120)
         workers = json.loads(out.stdout)
         assert workers, out.stdout + out.stderr
         os.kill(int(workers[0]["pid"]), signal.SIGKILL)
@@ -198,7 +198,7 @@ def test_killed_worker_and_resubmitted_job_resume_from_the_last_checkpoint(tmp_p
     # aborted job, resubmitted job, and the worker group Ray Train restarted after the kill
     assert len(attempts) >= 3, [(a[0]["attempt"], a[0]["resumed_from"], [x["epoch"] for x in a]) for a in attempts]
     assert attempts[0][0]["resumed_from"] is None and attempts[0][0]["epoch"] == 1
-    for prev, att in zip(attempts, attempts[1:]):
+    for prev, att in itertools.pairwise(attempts):
         start = att[0]["resumed_from"]
         assert start is not None and start >= 1  # resumed from a checkpoint, never from scratch
         assert att[0]["epoch"] == start + 1  # the epoch counter continues after the checkpoint

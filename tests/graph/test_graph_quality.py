@@ -11,8 +11,8 @@ used the graph structure."""
 import json
 
 import pytest
-
 from graph_fixtures import attention_match, graph_config, planted
+
 from zipp import tables as T
 from zipp.lake import read_arrow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 QUALITY = ["graph.hidden_dim=64", "graph.heads=4", "graph.subreddit_id_dim=16", "graph.batch_size=256",
            "graph.fanout=[10, 5]", "graph.epochs=8", "graph.patience=3", "graph.eval_max_users=5000"]
-NO_COUNT_SIGNAL = dict(on_topic_comments=2.0, off_topic_comments=2.0, on_topic_submissions=0.5, off_topic_submissions=0.5)
+NO_COUNT_SIGNAL = {"on_topic_comments": 2.0, "off_topic_comments": 2.0, "on_topic_submissions": 0.5, "off_topic_submissions": 0.5}
 
 
 def quality_run(root, seed: int, image_align_weight: float, **graph_kw) -> dict:

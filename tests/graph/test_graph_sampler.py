@@ -2,14 +2,18 @@ import math
 
 import pytest
 import torch
+from graph_fixtures import graph_config
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import LinkLoader
 from torch_geometric.sampler import EdgeSamplerInput, NodeSamplerInput
 
-from graph_fixtures import graph_config
 from zipp.graph.build import EDGE, REV, SUB, USER, pair_keys
 from zipp.graph.sampler import (
-    LinkNeighborSampler, TorchNeighborSampler, drop_pairs, make_neighbor_sampler, pyg_sampler_available,
+    LinkNeighborSampler,
+    TorchNeighborSampler,
+    drop_pairs,
+    make_neighbor_sampler,
+    pyg_sampler_available,
 )
 from zipp.graph.train import make_loader
 
@@ -66,7 +70,7 @@ def test_binary_negative_sampling_has_pygs_label_layout(small_graph):
     data = small_graph.data
     sampler = TorchNeighborSampler(data, [4, 2])
     loader = LinkLoader(data, link_sampler=sampler, edge_label_index=(EDGE, data[EDGE].edge_index),
-                        neg_sampling=dict(mode="binary", amount=2), batch_size=50, shuffle=False)
+                        neg_sampling={"mode": "binary", "amount": 2}, batch_size=50, shuffle=False)
     batch = next(iter(loader))
     store = batch[EDGE]
     assert torch.equal(store.edge_label, torch.cat([torch.ones(50), torch.zeros(100)]))

@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-
 from graph_fixtures import graph_config
+
 from zipp.graph.train import graph_path, prepare_graph, rank_slice
 
 EPOCH_KEYS = {

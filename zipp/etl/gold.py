@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from zipp import lake as lakeio
 from zipp.config import EtlConfig
+from zipp.etl.steps import Steps
 from zipp.etl.schemas import (
     ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA, ETL_ID_SEQ, ETL_ID_SEQ_SCHEMA, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA,
     GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, SILVER_SCHEMAS, silver_table,
@@ -100,61 +101,35 @@ def _assign_ids(keys: "DataFrame", existing: "DataFrame", key: str, id_col: str,
 
 
 def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: list[str], *, run_id: str,
-               stage_root: str | Path) -> dict:
+               stage_root: str | Path, partials: dict[str, str]) -> dict:
+    """``partials``: staged folders of this run's monthly rows (``pairs``, ``candidates``), written by the
+    silver tasks from the same rows (see :func:`zipp.etl.silver.gold_partials`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from zipp.etl.delta import commit_files, count_rows, list_staged, materialize, read_table, upsert_table, write_table
 
     stage = Path(stage_root) / f"gold-{uuid.uuid4().hex[:6]}"
+    steps = Steps("gold")
     k = etl.snippets_k
     forgotten = read_table(spark, lake, ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA).select("user_key").distinct()
-    comments = _eligible(read_table(spark, lake, silver_table("comments"), SILVER_SCHEMAS["comments"], months), forgotten)
     subs = _eligible(read_table(spark, lake, silver_table("submissions"), SILVER_SCHEMAS["submissions"], months), forgotten)
 
-    # ---- 1. this run's monthly rows (staged now, committed last)
-    acts = comments.select(
-        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), "created_utc", "score",
-        F.lit(1).alias("c"), F.lit(0).alias("s"), F.lit(0).alias("img"), F.lit(0).alias("nsfw"),
-    ).unionByName(subs.select(
-        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), "created_utc", "score",
-        F.lit(0).alias("c"), F.lit(1).alias("s"), F.col("is_image").cast("int").alias("img"),
-        F.col("nsfw").cast("int").alias("nsfw"),
-    ))
-    pairs_new_dir = stage / "pairs_new"
-    pairs_new = (acts.groupBy("month", "user_key", "subreddit").agg(
-        F.sum("s").cast("long").alias("n_submissions"), F.sum("c").cast("long").alias("n_comments"),
-        F.sum("img").cast("long").alias("n_image_posts"), F.sum("nsfw").cast("long").alias("n_nsfw_submissions"),
-        F.sum(F.coalesce("score", F.lit(0))).cast("long").alias("score_sum"),
-        F.min("created_utc").alias("first_ts"), F.max("created_utc").alias("last_ts"),
-        F.array_sort(F.collect_set(F.date_format("created_utc", "yyyy-MM"))).alias("activity_months"),
-    ))
-    from zipp.etl.delta import conform, stage_dataframe
-
-    stage_dataframe(conform(pairs_new, GOLD_PAIR_MONTHS_SCHEMA), pairs_new_dir, ["month"], etl.parquet_compression)
+    # ---- 1. this run's monthly rows: staged by the silver tasks, committed last
+    pairs_new_dir, cand_new_dir = Path(partials["pairs"]), Path(partials["candidates"])
     pairs_new = read_table_staged(spark, pairs_new_dir, GOLD_PAIR_MONTHS_SCHEMA)
-
-    cand = comments.where(~F.col("is_removed_text") & (F.length(F.trim("body")) > 0)).select(
-        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), F.concat(F.lit("t1_"), "id").alias("snippet_id"),
-        F.lit("comment").alias("kind"), F.col("body").alias("text"), "score", F.col("created_utc").alias("created"),
-    ).unionByName(subs.where(F.length(F.trim("title")) > 0).select(
-        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), F.concat(F.lit("t3_"), "id").alias("snippet_id"),
-        F.lit("title").alias("kind"), F.col("title").alias("text"), "score", F.col("created_utc").alias("created"),
-    )).withColumn("text", F.substring("text", 1, etl.snippet_max_chars))
-    order = [F.coalesce("score", F.lit(0)).desc(), F.col("created").asc(), F.col("snippet_id").asc()]
-    cand_new = (cand.withColumn("_r", F.row_number().over(Window.partitionBy("month", "user_key", "subreddit").orderBy(*order)))
-                .where(F.col("_r") <= k).drop("_r"))
-    cand_new_dir = stage / "cand_new"
-    stage_dataframe(conform(cand_new, GOLD_SNIPPET_CANDIDATES_SCHEMA), cand_new_dir, ["month"], etl.parquet_compression)
     cand_new = read_table_staged(spark, cand_new_dir, GOLD_SNIPPET_CANDIDATES_SCHEMA)
+    order = [F.coalesce("score", F.lit(0)).desc(), F.col("created").asc(), F.col("snippet_id").asc()]
 
     # ---- 2. affected pairs / users / subreddits
     pairs_old = read_table(spark, lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, months)
     affected = materialize(pairs_old.select("user_key", "subreddit").unionByName(pairs_new.select("user_key", "subreddit"))
                            .distinct(), stage / "affected")
+    steps("affected")
     a_users = affected.select("user_key").distinct()
     a_subs = affected.select("subreddit").distinct()
 
+    no_other_months = count_rows(lake, GOLD_PAIR_MONTHS) == count_rows(lake, GOLD_PAIR_MONTHS, months)
     pairs_rest = read_table(spark, lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, exclude_months=months)
     pairs_all = pairs_rest.unionByName(pairs_new)
 
@@ -163,12 +138,18 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
             F.sum("n_submissions").alias("n_submissions"), F.sum("n_comments").alias("n_comments"),
             F.sum("n_image_posts").alias("n_image_posts"), F.sum("n_nsfw_submissions").alias("n_nsfw_submissions"),
             F.sum("score_sum").alias("score_sum"), F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"),
-            F.size(F.array_distinct(F.flatten(F.collect_list("activity_months")))).cast("int").alias("active_months"),
+            F.countDistinct("month").cast("int").alias("active_months"),  # monthly rows sit in their activity month
         ).withColumn("is_edge", (F.col("n_submissions") + F.col("n_comments")) >= etl.min_interactions)
 
     # totals of every pair of an affected user or subreddit (users/subreddits stats need them all)
-    touched = pairs_all.join(a_users, "user_key", "left_semi").unionByName(pairs_all.join(a_subs, "subreddit", "left_semi")).distinct()
+    if no_other_months:  # every pair of pairs_all is affected: nothing to select
+        touched = pairs_new
+    else:
+        touched = (pairs_all.join(a_users.withColumn("_u", F.lit(True)), "user_key", "left")
+                   .join(a_subs.withColumn("_s", F.lit(True)), "subreddit", "left")
+                   .where(F.col("_u").isNotNull() | F.col("_s").isNotNull()).drop("_u", "_s"))
     totals = materialize(pair_totals(touched), stage / "totals")
+    steps("totals")
 
     # ---- 3. ids (append-only) + users/subreddits stats, MERGEd
     users_existing = read_table(spark, lake, GOLD_USERS, GOLD_USERS_SCHEMA).select("user_key", "user_id")
@@ -180,6 +161,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     u_next = max(u_start, (_staged_max(stage / "user_ids", "user_id") or -1) + 1)
     s_next = max(s_start, (_staged_max(stage / "sub_ids", "subreddit_id") or -1) + 1)
     _save_watermarks(lake, {"user_id": u_next, "subreddit_id": s_next})
+    steps("ids")
 
     zero = F.lit(0).cast("long")
     u_stats = totals.join(a_users, "user_key", "left_semi").groupBy("user_key").agg(
@@ -190,6 +172,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
         "user_id", "user_key", *[F.coalesce(c, zero).alias(c) for c in ("n_comments", "n_submissions", "n_image_posts", "n_subreddits")],
         "first_ts", "last_ts", F.lit(False).alias("_delete"))
     m_users = upsert_table(spark, lake, GOLD_USERS, GOLD_USERS_SCHEMA, users_src, ["user_key"], run_id=run_id, stage_root=stage)
+    steps("users")
 
     s_stats = totals.join(a_subs, "subreddit", "left_semi").groupBy("subreddit").agg(
         F.sum(F.col("is_edge").cast("long")).alias("n_users"), F.sum("n_comments").alias("n_comments"),
@@ -200,6 +183,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
         F.when(F.coalesce("n_submissions", zero) > 0, F.col("n_nsfw") / F.col("n_submissions")).otherwise(F.lit(0.0)).alias("nsfw_share"),
         F.lit(False).alias("_delete"))
     m_subs = upsert_table(spark, lake, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA, subs_src, ["subreddit"], run_id=run_id, stage_root=stage)
+    steps("subreddits")
 
     # ---- edges of the affected pairs: upsert, or delete when gone / under min_interactions
     a_totals = totals.join(affected, ["user_key", "subreddit"], "left_semi")
@@ -207,6 +191,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
                  .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
                  .withColumn("_delete", ~F.coalesce(F.col("is_edge"), F.lit(False))))
     m_edges = upsert_table(spark, lake, GOLD_EDGES, GOLD_EDGES_SCHEMA, edges_src, ["user_key", "subreddit"], run_id=run_id, stage_root=stage)
+    steps("edges")
 
     # ---- snippets of the affected pairs: top-k over all months, slots 1..k upserted or deleted
     edge_pairs = a_totals.where("is_edge").select("user_key", "subreddit")
@@ -214,12 +199,16 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     best = (cand_rest.unionByName(cand_new).join(edge_pairs, ["user_key", "subreddit"], "left_semi")
             .withColumn("rank", F.row_number().over(Window.partitionBy("user_key", "subreddit").orderBy(*order)).cast("int"))
             .where(F.col("rank") <= k))
-    slots = affected.crossJoin(spark.range(1, k + 1).select(F.col("id").cast("int").alias("rank")))
-    snip_src = (slots.join(best, ["user_key", "subreddit", "rank"], "left")
-                .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
-                .withColumn("_delete", F.col("snippet_id").isNull()))
+    snip_src = best.withColumn("_delete", F.lit(False))
+    if count_rows(lake, GOLD_SNIPPETS):  # slots of affected pairs that are no longer filled: delete
+        old = read_table(spark, lake, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA).select("user_key", "subreddit", "rank")
+        gone = (old.join(affected, ["user_key", "subreddit"], "left_semi")
+                .join(best.select("user_key", "subreddit", "rank"), ["user_key", "subreddit", "rank"], "left_anti"))
+        snip_src = snip_src.unionByName(gone.withColumn("_delete", F.lit(True)), allowMissingColumns=True)
+    snip_src = snip_src.drop("user_id", "subreddit_id").join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
     m_snip = upsert_table(spark, lake, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, snip_src, ["user_key", "subreddit", "rank"],
                           run_id=run_id, stage_root=stage)
+    steps("snippets")
 
     # ---- 4. user_images of these months
     images = (subs.where("is_image").select(
@@ -228,6 +217,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
         .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left"))
     write_table(spark, lake, GOLD_USER_IMAGES, USER_IMAGES_SCHEMA, run_id=run_id, stage_root=stage, df=images,
                 partition_by=["month"], months=months, compression=etl.parquet_compression)
+    steps("user_images")
 
     # ---- 5. the monthly rows, last
     commit_files(lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, list_staged(pairs_new_dir), run_id=run_id,
@@ -235,6 +225,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     commit_files(lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, list_staged(cand_new_dir), run_id=run_id,
                  partition_by=["month"], months=months)
 
+    steps("monthly_tables")
     counts = {
         "affected_pairs": _staged_rows(stage / "affected"), "affected_users": _staged_rows(stage / "user_ids"),
         "affected_subreddits": _staged_rows(stage / "sub_ids"), "new_users": u_next - u_start,
@@ -246,6 +237,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     import shutil
 
     shutil.rmtree(stage, ignore_errors=True)
+    counts["step_seconds"] = steps.times
     return counts
 
 

@@ -90,7 +90,9 @@ class EtlState:
                 } for f in b.files],
             }
         out["silver_months"] = self.silver_months
-        out["silver"] = {k: {a: b for a, b in v.items() if a != "facts"} for k, v in self.silver.items()}
+        if self.silver:
+            out["silver"] = {k: {a: b for a, b in v.items() if a != "facts"} for k, v in self.silver["kinds"].items()}
+            out["silver_step_seconds"] = self.silver["step_seconds"]
         out["gold"] = self.gold
         return out
 

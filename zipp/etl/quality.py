@@ -131,29 +131,6 @@ def gate_bronze(etl, bronze: "BronzeResult", report_dir: Path) -> dict:
     ], "key", report_dir)
 
 
-def silver_facts(df, etl, forgotten=None) -> list[dict]:
-    """One Spark aggregation per kind: the silver counts and the silver/gold gates' facts, per month.
-    ``eligible``: rows gold must count (live author with a key, not a bot, not forgotten)."""
-    from pyspark.sql import functions as F
-
-    if forgotten is not None:
-        df = df.join(forgotten.select("user_key", F.lit(True).alias("_forgotten")), "user_key", "left")
-    else:
-        df = df.withColumn("_forgotten", F.lit(None).cast("boolean"))
-    eligible = (F.col("user_key").isNotNull() & ~F.col("is_deleted_author") & ~F.col("is_bot")
-                & F.col("subreddit_lc").isNotNull() & F.col("_forgotten").isNull())
-
-    lo, hi = _month_bounds_sql(etl.month_slack_days)
-    out = F.expr(f"CASE WHEN created_utc < {lo} OR created_utc >= {hi} THEN 1 ELSE 0 END")
-    aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct("id").alias("ids"),
-            F.sum((F.col("user_key").isNull() & ~F.col("is_deleted_author")).cast("long")).alias("missing_user_key"),
-            F.sum(out).alias("out_of_month"), F.sum(F.col("is_deleted_author").cast("long")).alias("deleted_authors"),
-            F.sum(F.col("is_bot").cast("long")).alias("bots"), F.sum(eligible.cast("long")).alias("eligible")]
-    if "is_image" in df.columns:
-        aggs += [F.sum(F.col("is_image").cast("long")).alias("images"), F.sum(F.col("nsfw").cast("long")).alias("nsfw")]
-    return [{k: (v if k == "month" else int(v or 0)) for k, v in r.asDict().items()} for r in df.groupBy("month").agg(*aggs).collect()]
-
-
 def gate_silver(etl, facts_by_kind: dict[str, list[dict]], report_dir: Path) -> dict:
     import pandas as pd
 

@@ -95,11 +95,16 @@ def _split_zst(path: Path, file_idx: int, chunk_bytes: int, out_dir: Path) -> li
 
     def emit(data: bytes | bytearray, final: bool, tail: InputError | None = None) -> None:
         nonlocal next_line
-        p = out_dir / f"f{file_idx:05d}-{len(chunks):06d}.ndjson"
-        p.write_bytes(data)
         n = 1 if tail else _lines_in(data, final)
-        chunks.append(Chunk(file_idx, len(chunks), next_line, n, str(p), 0, len(data),
-                            tail.reason if tail else "", tail.detail if tail else ""))
+        c = Chunk(file_idx, len(chunks), next_line, n, "", 0, len(data), tail.reason if tail else "",
+                  tail.detail if tail else "")
+        # published by an atomic rename; the name carries what a parse task needs (see published_chunks)
+        p = out_dir / (f"f{file_idx:05d}-{c.seq:06d}-{c.first_line_no}-{n}" + (".tail" if tail else ".ndjson"))
+        tmp = p.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(p)
+        c.path = str(p)
+        chunks.append(c)
         next_line += n
 
     buf = bytearray()
@@ -149,6 +154,15 @@ def _split_plain(path: Path, file_idx: int, chunk_bytes: int) -> list[Chunk]:
             next_line += n
             offset += len(data)
     return chunks
+
+
+def published_chunks(chunk_dir: str | Path) -> list[Chunk]:
+    """Complete (non-tail) chunks a running split has published so far, so their parse can start."""
+    out = []
+    for p in Path(chunk_dir).glob("f*/f*.ndjson"):
+        f, seq, first, n = p.stem[1:].split("-")
+        out.append(Chunk(int(f), int(seq), int(first), int(n), str(p), 0, p.stat().st_size))
+    return out
 
 
 def read_chunk(chunk: Chunk) -> bytes:

@@ -77,12 +77,14 @@ class SilverStage(Stage):
                                  salt=resolve_salt(st.cfg.etl))
         months = plan.months
         st.timings["silver"] = round(time.perf_counter() - t0, 2)
-        rows_in = sum(v["bronze_rows"] for v in st.silver.values())
-        rows_out = sum(v["rows"] for v in st.silver.values())
+        kinds = st.silver["kinds"]
+        rows_in = sum(v["bronze_rows"] for v in kinds.values())
+        rows_out = sum(v["rows"] for v in kinds.values())
         res = StageResult(rows_in=rows_in, rows_out=rows_out, drops={"duplicate_id": rows_in - rows_out},
-                          extra={"months": months, **{k: {a: b for a, b in v.items() if a != "facts"} for k, v in st.silver.items()}})
+                          extra={"months": months, "step_seconds": st.silver["step_seconds"],
+                                 **{k: {a: b for a, b in v.items() if a != "facts"} for k, v in kinds.items()}})
         if st.cfg.etl.gates:
-            st.gates["silver"] = gate_silver(st.cfg.etl, {k: v["facts"] for k, v in st.silver.items()}, ctx.run_dir / "quality")
+            st.gates["silver"] = gate_silver(st.cfg.etl, {k: v["facts"] for k, v in kinds.items()}, ctx.run_dir / "quality")
         return res
 
 
@@ -104,12 +106,13 @@ class GoldStage(Stage):
             return StageResult(extra={"months": []})
         t0 = time.perf_counter()
         spark = ctx.runtime.spark
-        st.gold = build_gold(spark, st.lake, st.cfg.etl, months, run_id=st.run_id, stage_root=st.stage_root)
+        st.gold = build_gold(spark, st.lake, st.cfg.etl, months, run_id=st.run_id, stage_root=st.stage_root,
+                             partials=st.silver["gold_partials"])
         st.timings["gold"] = round(time.perf_counter() - t0, 2)
-        silver_rows = sum(v.get("rows", 0) for v in st.silver.values()) if st.silver else 0
+        silver_rows = sum(v["rows"] for v in st.silver["kinds"].values())
         res = StageResult(rows_in=silver_rows, rows_out=st.gold.get(GOLD_EDGES, 0), extra={"months": months, **st.gold})
         if st.cfg.etl.gates:
-            facts = {k: v["facts"] for k, v in st.silver.items()}
+            facts = {k: v["facts"] for k, v in st.silver["kinds"].items()}
             st.gates["gold"] = gate_gold(spark, st.lake, st.cfg.etl, months, facts, ctx.run_dir / "quality")
         return res
 

@@ -104,7 +104,7 @@ class Graph:
         tmp.replace(path)  # atomic: a crash never leaves half a graph that a resume would trust
 
     @classmethod
-    def load(cls, path: str | Path) -> "Graph":
+    def load(cls, path: str | Path) -> Graph:
         return cls(**torch.load(path, weights_only=False))
 
     def id_maps(self) -> dict[str, Any]:

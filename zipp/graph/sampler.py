@@ -25,8 +25,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-from torch_geometric.sampler import BaseSampler, EdgeSamplerInput, HeteroSamplerOutput, NegativeSampling, NodeSamplerInput
+from torch_geometric.sampler import (
+    BaseSampler,
+    EdgeSamplerInput,
+    HeteroSamplerOutput,
+    NegativeSampling,
+    NodeSamplerInput,
+)
 from torch_geometric.sampler.neighbor_sampler import edge_sample, node_sample
 
 from zipp.graph.build import EDGE, REV, SUB, USER

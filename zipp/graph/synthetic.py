@@ -11,7 +11,7 @@ centroid, so ImageAlign carries signal. ``truth`` gives the planted interests fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -81,8 +81,8 @@ def planted_graph(
 
     uids = np.arange(n_users, dtype=np.int64) + 1 + user_id_offset
     ukeys = np.array([f"{u:016x}" for u in uids], dtype=object)
-    t_end = int(datetime(2016, 2, 28, tzinfo=timezone.utc).timestamp() * 1e6)
-    t_start = int(datetime(2015, 11, 1, tzinfo=timezone.utc).timestamp() * 1e6)
+    t_end = int(datetime(2016, 2, 28, tzinfo=UTC).timestamp() * 1e6)
+    t_start = int(datetime(2015, 11, 1, tzinfo=UTC).timestamp() * 1e6)
     month_us = int(30.4 * 86400 * 1e6)
 
     # planted interests: one or two communities per user (second = -1 when only one)

@@ -53,7 +53,7 @@ class EarlyStopping:
 
     def update(self, epoch: int, value: float) -> bool:
         """Record an epoch's metric; True when it is the new best (NaN never is)."""
-        if value == value and value > self.best + self.min_delta:
+        if not math.isnan(value) and value > self.best + self.min_delta:
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             return True
         self.bad_epochs += 1
@@ -271,7 +271,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         loss, bce, align, align_users, edges, sampled, steps = vec.tolist()
         stop = torch.zeros(1)
         metrics: dict[str, Any] = {}
-        checkpoint = None
+        stopped = False
         if rank == 0:
             steps = max(steps, 1.0)
             metrics = {
@@ -295,18 +295,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 epoch, metrics["loss"], metrics.get("val_acc", float("nan")), metrics.get("val_auc", float("nan")),
                 metrics.get("val_hits", float("nan")), metrics.get("val_pop_acc", float("nan")), metrics["train_edges_per_s"],
             )
-            tmp = Path(tempfile.mkdtemp(prefix="zipp-ckpt-"))
-            torch.save({
-                "model": _state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
-                "best": best, "early_stopping": asdict(stopper), "stopped": stopped,
-                "spec": model.spec.to_dict(), "stats": graph.stats, "id_maps": graph.id_maps(),
-                "config": config["cfg"],
-            }, tmp / "state.pt")
-            checkpoint = ray.train.Checkpoint.from_directory(str(tmp))
             stop[0] = float(stopped)
         if world > 1:
             dist.broadcast(stop, src=0)
-        ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, checkpoint=checkpoint)
+        # report() is a barrier for every rank; rank 0 attaches the checkpoint, which is copied to the
+        # run's storage before report() returns, so the local copy can go with the temp dir
+        with tempfile.TemporaryDirectory(prefix="zipp-ckpt-", ignore_cleanup_errors=True) as tmp:
+            checkpoint = None
+            if rank == 0:
+                torch.save({
+                    "model": _state_dict(model), "optimizer": opt.state_dict(), "epoch": epoch,
+                    "best": best, "early_stopping": asdict(stopper), "stopped": stopped,
+                    "spec": model.spec.to_dict(), "stats": graph.stats, "id_maps": graph.id_maps(),
+                    "config": config["cfg"],
+                }, Path(tmp) / "state.pt")
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, checkpoint=checkpoint)
         if bool(stop.item()):
             break
 
