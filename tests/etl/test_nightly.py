@@ -4,9 +4,11 @@ its commit leaves no partial month."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+from conftest import REPO
 from etl_dumps import comment, submission, ts, write_lines
 
 from zipp import lake as lakeio
@@ -43,13 +45,24 @@ def nightly(tmp_path_factory, etl_cli):
     def run(name: str, *extra: str) -> tuple[int, str]:
         return etl_cli("nightly", "--input", dump, "--lake", lake, "--run", name, f"paths.runs={runs}", "etl.gates=false", *extra)
 
-    code, out = run("n1")
-    assert code == 0, out
-    return {"dump": dump, "lake": lake, "run": run, "out1": out}
+    # the first run is the main job's stage (paths.dump -> paths.lake), the others the CLI
+    from zipp.config import load_config
+    from zipp.etl.stage import IngestStage
+    from zipp.runtime import Runtime
+    from zipp.stage import StageContext, run_stage
+
+    cfg = load_config(overrides=[f"paths.dump={dump}", f"paths.lake={lake}", f"paths.runs={runs}", "etl.gates=false"],
+                      conf_dir=REPO / "conf")
+    result = run_stage(IngestStage(), StageContext(cfg=cfg, run_dir=runs / "n1", runtime=Runtime(cfg.runtime)))
+    return {"dump": dump, "lake": lake, "run": run, "first": result, "runs": runs}
 
 
 def test_first_nightly_ingests_everything_then_nothing(nightly):
-    assert "months: 2016-01, 2016-02" in nightly["out1"]
+    first = nightly["first"]
+    assert first.extra["months"] == ["2016-01", "2016-02"]
+    assert (first.rows_in, first.rows_out, first.drops) == (16, 16, {})
+    stats = json.loads((nightly["runs"] / "n1" / "stats" / "etl_ingest.json").read_text())
+    assert stats["rows_in"] == 16 and (nightly["runs"] / "n1" / "stats" / "etl_gold.json").is_file()
     before = versions(nightly["lake"])
     code, out = nightly["run"]("n2")
     assert code == 0 and "months: none" in out and "unchanged  RC_2016-01.zst" in out
