@@ -11,7 +11,6 @@ STAGES = ["generate_dump", "etl_ingest", "embed_images", "train", "embed_users",
           "generate_images", "evaluate"]
 
 
-@pytest.mark.slow
 def test_zipp_run_end_to_end_and_rerun_is_cheap(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["run", "--run", "e2e", "generate.users=120", "generate.months=2015-12:2016-01", "graph.epochs=2",

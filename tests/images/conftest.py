@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pytest
 
-SLOW_S = 1.5  # the slow route's delay: well over the tests' images.timeout_s
+SLOW_S = 3.0  # the slow route's delay: well over the tests' images.timeout_s
 
 
 def image_bytes(color=(200, 30, 30), size=(48, 40), fmt="PNG") -> bytes:
@@ -157,7 +157,7 @@ def image_server():
 # Test policy: real URLs on the test server (no mirror: conf/env/local.yaml points images.mirror_dir
 # at the generated dump), short timeouts and backoffs, a size cap the "big" routes exceed, no rate limit.
 FAST_FETCH = [
-    "images.mirror_dir=null", "images.timeout_s=0.5", "images.retries=2", "images.backoff_s=0.01",
+    "images.mirror_dir=null", "images.timeout_s=1.0", "images.retries=2", "images.backoff_s=0.01",
     "images.max_bytes=200000", "images.per_host_rps=null", "images.workers=8",
 ]
 
