@@ -37,3 +37,19 @@ def test_zipp_run_end_to_end_and_rerun_is_cheap(tmp_path, monkeypatch):
     assert gen["extra"]["reused"] is True
     images = json.loads((stats / "generate_images.json").read_text())
     assert images["rows_out"] == 0 and images["drops"]["already_generated"] > 0
+
+    # The single-stage commands on the same lake: a k-shot rewrite adds its own rows (another
+    # config hash) with the users' past prompts as examples; evaluate prints the report.
+    lake = tmp_path / "work" / "lake"
+    r3 = CliRunner().invoke(app, ["rewrite", "--lake", str(lake), "--run", "e2e", "rewrite.shots=2",
+                                  "rewrite.sample_users=6", "rewrite.n_base_prompts=2"])
+    assert r3.exit_code == 0, r3.output
+    from zipp import lake as lk
+    from zipp.tables import GOLD_REWRITTEN_PROMPTS
+
+    rows = lk.read_arrow(lake, GOLD_REWRITTEN_PROMPTS).to_pylist()
+    kshot = [r for r in rows if r["shots"] > 0]
+    assert kshot and all(len(r["examples"]) == r["shots"] <= 2 for r in kshot)
+    assert len({r["config_hash"] for r in rows}) == 2
+    r4 = CliRunner().invoke(app, ["evaluate", "--lake", str(lake), "--run", "e2e"])
+    assert r4.exit_code == 0 and "Not meaningful" in r4.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -46,3 +46,21 @@ def run_one_stage(ctx: typer.Context, stage_factory, run: str, overrides: list[s
     with open_context(cfg, run) as sctx:
         res = run_stage(stage_factory(), sctx)
     return res, sctx.run_dir
+
+
+def register_stage_command(app: typer.Typer, name: str, load_stage, doc: str, summarize) -> None:
+    """Add ``zipp NAME --lake L --run R [key=value…]`` that runs one stage and echoes ``summarize(res, run_dir)``.
+
+    ``load_stage`` imports and returns the Stage class lazily so ``zipp --help`` stays fast."""
+
+    def command(
+        ctx: typer.Context,
+        lake: Optional[str] = typer.Option(None, "--lake", help="Lake root (default: paths.lake)."),
+        run: str = typer.Option("default", "--run", help="Run folder under paths.runs (stats, reports)."),
+        overrides: Optional[List[str]] = typer.Argument(None, help="key=value config overrides"),
+    ) -> None:
+        res, run_dir = run_one_stage(ctx, load_stage(), run, overrides, **{"paths.lake": lake})
+        typer.echo(summarize(res, run_dir))
+
+    command.__doc__ = doc
+    app.command(name)(command)
