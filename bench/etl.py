@@ -6,7 +6,7 @@ one run on the same cores, every figure printed.
       on the decompressed month (DuckDB cannot open the 2 GiB-window .zst)
   (c) the floor Reddit-dump scripts reach: python-zstandard read_to_iter + orjson, one process
   (d) the limits: python-zstandard decompression alone; Polars scan_ndjson with a schema -> edges, 1 thread
-  + per-record time of the ingest at --scale x the data, and peak RSS (all processes: driver, JVM, workers)
+  + per-record time of the ingest at --scale x the data, and peak memory (PSS of driver, JVM and workers)
 
     .venv/bin/python bench/etl.py                 # 1 GiB month, then 4x
     .venv/bin/python bench/etl.py --size-mb 200 --scale 2   # quicker
@@ -97,9 +97,10 @@ def write_month(path: Path, target_mb: float, seed: int = 0, plain: Path | None 
 
 
 class PeakRSS:
-    """Peak summed RSS of this process and all its descendants (JVM, Python workers)."""
+    """Peak memory of this process and all its descendants (JVM, Python workers), summed as PSS
+    (proportional set size: pages shared by forked Python workers are not counted twice)."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.25):
         import psutil
 
         self.proc, self.interval, self.peak = psutil.Process(), interval, 0
@@ -113,11 +114,24 @@ class PeakRSS:
             total = 0
             for p in [self.proc, *self.proc.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    total += p.memory_full_info().pss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
             time.sleep(self.interval)
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by this process tree (live processes + reaped children)."""
+        import psutil
+
+        total = 0.0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
 
     def __enter__(self) -> "PeakRSS":
         self._t.start()
@@ -200,13 +214,17 @@ def run_ingest(spark, dump: Path, lake: Path, runs: Path, cores: int, gates: boo
     out = {}
     state.make_plan()  # hashing the input is outside the timings
     with PeakRSS() as rss:
-        t = time.perf_counter()
+        load0, c0, t = os.getloadavg()[0], rss.cpu_seconds(), time.perf_counter()
         run_stage(BronzeStage(state), ctx)
-        out["bronze_s"] = time.perf_counter() - t
+        out["bronze_s"], c1 = time.perf_counter() - t, rss.cpu_seconds()
         t = time.perf_counter()
         run_stage(SilverStage(state), ctx)
         run_stage(GoldStage(state), ctx)
-        out["silver_gold_s"] = time.perf_counter() - t
+        out["silver_gold_s"], c2 = time.perf_counter() - t, rss.cpu_seconds()
+        out["bronze_cpu_s"], out["silver_gold_cpu_s"] = c1 - c0, c2 - c1
+        out["load"] = (load0, os.getloadavg()[0])
+        out["steps"] = {"bronze": state.timings.get("bronze"), "silver": state.silver.get("step_seconds"),
+                        "gold": state.gold.get("step_seconds")}
     state.status = "ok"
     finish(state, ctx.run_dir)
     out["peak_rss_gb"] = rss.peak / 2**30
@@ -228,7 +246,8 @@ def main() -> None:
     out = args.out
     shutil.rmtree(out, ignore_errors=True)
     (out / "dump1").mkdir(parents=True)
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; spark local[{args.cores}]")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (other users' work counts); "
+          f"spark local[{args.cores}]")
     t = time.perf_counter()
     info = write_month(out / "dump1" / "RC_2016-01.zst", args.size_mb, plain=out / "RC_2016-01.ndjson")
     mb = info["bytes"] / 1e6
@@ -243,8 +262,8 @@ def main() -> None:
         print(f"  {name:12s} {secs:7.1f} s  {mb / secs:7.1f} MB/s (1 thread)")
     (out / "RC_2016-01.ndjson").unlink()
 
-    from zipp.runtime import get_spark
     from zipp.config import RuntimeConfig
+    from zipp.runtime import get_spark
 
     t = time.perf_counter()
     spark, _ = get_spark(RuntimeConfig(spark_master=f"local[{args.cores}]", spark_driver_memory="4g",
@@ -286,16 +305,26 @@ def main() -> None:
     print(f"  silver+gold time / bronze time     : {r1['silver_gold_s'] / r1['bronze_s']:5.2f}   (target <= 0.5)")
     print(f"  bronze MB/s/core / DuckDB          : {b_mbsc / res['duckdb']['mb_s']:5.2f}")
     print(f"  end-to-end MB/s/core / DuckDB      : {mb / total / c / res['duckdb']['mb_s']:5.2f}")
-    print(f"  peak RSS at 1x ({mb:,.0f} MB)      : {r1['peak_rss_gb']:5.2f} GB (driver + JVM + Python workers)")
+    print(f"  peak memory at 1x ({mb:,.0f} MB)   : {r1['peak_rss_gb']:5.2f} GB (PSS: driver + JVM + Python workers)")
+    print("load-independent (CPU seconds used by driver + JVM + workers, all cores):")
+    print(f"  bronze: {r1['bronze_cpu_s']:.1f} CPU s = {mb / r1['bronze_cpu_s']:.1f} MB per CPU second "
+          f"(= MB/s/core with {c} free cores; {mb / r1['bronze_cpu_s'] / floor:.2f} x the floor)")
+    print(f"  silver+gold: {r1['silver_gold_cpu_s']:.1f} CPU s = {100 * r1['silver_gold_cpu_s'] / r1['bronze_cpu_s']:.0f}% of bronze's CPU")
+    print(f"  load average (1 min) around the 1x ingest: {r1['load'][0]:.1f} -> {r1['load'][1]:.1f}")
+    print(f"  step seconds at 1x: {json.dumps(r1['steps'])}")
     if args.scale:
         rn = res["ingest_scaled"]
-        per1 = total / r1["lines"] * 1e6
+        per1 = total / res["lines"] * 1e6
         tn = rn["bronze_s"] + rn["silver_gold_s"]
         pern = tn / rn["lines"] * 1e6
         print(f"  at {args.scale}x ({rn['mb']:,.0f} MB): bronze {rn['bronze_s']:.1f} s ({rn['mb'] / rn['bronze_s'] / c:.1f} MB/s/core), "
               f"silver+gold {rn['silver_gold_s']:.1f} s")
         print(f"  per-record time {args.scale}x / 1x     : {pern:.2f} / {per1:.2f} us = {pern / per1:5.2f}   (target <= 1.2)")
-        print(f"  peak RSS at {args.scale}x              : {rn['peak_rss_gb']:5.2f} GB  ({rn['peak_rss_gb'] / r1['peak_rss_gb']:.2f}x of 1x)")
+        print(f"  peak memory at {args.scale}x           : {rn['peak_rss_gb']:5.2f} GB  ({rn['peak_rss_gb'] / r1['peak_rss_gb']:.2f}x of 1x)")
+        cpn = (rn["bronze_cpu_s"] + rn["silver_gold_cpu_s"]) / rn["lines"] * 1e6
+        cp1 = (r1["bronze_cpu_s"] + r1["silver_gold_cpu_s"]) / res["lines"] * 1e6
+        print(f"  CPU per record {args.scale}x / 1x      : {cpn:.2f} / {cp1:.2f} us = {cpn / cp1:5.2f}; "
+              f"load around the {args.scale}x ingest: {rn['load'][0]:.1f} -> {rn['load'][1]:.1f}")
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     (args.out / "results.json").write_text(json.dumps(res, indent=2, default=str))
     if not args.keep:

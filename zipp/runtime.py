@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from zipp.config import RuntimeConfig
@@ -87,6 +88,9 @@ def get_spark(cfg: RuntimeConfig) -> tuple["SparkSession", bool]:
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
+            # local Python workers must be this interpreter (the venv), not whatever python3 is on PATH
+            .config("spark.pyspark.python", sys.executable)
+            .config("spark.pyspark.driver.python", sys.executable)
         )
     for k, v in cfg.spark_conf.items():
         b = b.config(k, v)

@@ -268,7 +268,7 @@ def test_forget_removes_authors_everywhere_and_vacuums(ingested, etl_cli, tmp_pa
     assert log["quarantine"]["rows_deleted"] == 5  # the bad lines that still name her (lines 5-10)
     assert old_files - {p for p in (lake / "silver/comments").rglob("*.parquet")}, "vacuum deleted the old files"
     for p in lake.rglob("*.parquet"):  # no file of any version still holds her name or key
-        if not p.relative_to(lake).parts[0] in ("quarantine", "_etl"):  # (quarantine: lines too broken to name her)
+        if p.relative_to(lake).parts[0] not in ("quarantine", "_etl"):  # (quarantine: lines too broken to name her)
             assert b"alice" not in p.read_bytes() and alice.encode() not in p.read_bytes(), p
     assert lakeio.read_arrow(lake, "_etl/forgotten").column("user_key").to_pylist() == [alice]
     assert "alice" not in json.dumps(lakeio.read_arrow(lake, "_etl/forget_log").to_pylist(), default=str)

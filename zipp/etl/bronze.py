@@ -151,6 +151,7 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
     ``make_parse(chunks)`` returns the mapInArrow function parsing those chunks (task i -> chunks[i])."""
     import threading
 
+    from zipp.etl.delta import describe
     from zipp.etl.split import published_chunks
 
     split_rows: list = []
@@ -158,7 +159,7 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
 
     def split() -> None:
         try:
-            spark.sparkContext.setJobDescription(f"zipp bronze: split {len(files)} files")
+            describe(spark, f"zipp bronze: split {len(files)} files")
             df = spark.range(0, len(files), 1, len(files)).mapInArrow(
                 _split_task(files, etl.chunk_bytes, str(chunk_dir)), _CHUNK_DDL)
             split_rows.extend(df.collect())
@@ -166,7 +167,7 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
             failure.append(e)
 
     def parse(batch: list[Chunk]) -> list:
-        spark.sparkContext.setJobDescription(f"zipp bronze: parse {len(batch)} chunks")
+        describe(spark, f"zipp bronze: parse {len(batch)} chunks")
         return spark.range(0, len(batch), 1, len(batch)).mapInArrow(make_parse(batch), _STATS_DDL).collect()
 
     started: set[tuple[int, int]] = set()

@@ -51,8 +51,8 @@ def _run(ctx: typer.Context, command: str, input_dir: Path, lake: Path, months: 
          overrides: Optional[List[str]]) -> None:
     from zipp.cli_common import load_cli_config, open_context
     from zipp.etl.pipeline import EtlState
-    from zipp.etl.stage import run_etl
     from zipp.etl.quality import QualityGateError
+    from zipp.etl.stage import run_etl
 
     cfg = load_cli_config(ctx, overrides, **{"paths.dump": str(input_dir), "paths.lake": str(lake), "etl.months": months})
     state = EtlState(cfg=cfg, command=command, input_dir=Path(cfg.paths.dump), lake=Path(cfg.paths.lake))

@@ -50,6 +50,14 @@ def backend(spark: "SparkSession") -> str:
     return "delta-rs"
 
 
+def describe(spark: "SparkSession", text: str) -> None:
+    """Name the next Spark jobs in the UI (no-op where there is no SparkContext, e.g. Spark Connect)."""
+    try:
+        spark.sparkContext.setJobDescription(text)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def table_path(lake: str | Path, name: str) -> str:
     return str(Path(lake) / name)
 

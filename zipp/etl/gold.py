@@ -1,7 +1,9 @@
 """Gold, incrementally: a run that (re)builds some months touches only what those months change.
 
-1. ``gold/user_subreddit_months`` (partitioned by month) holds, per source month, what every
-   (user, subreddit) pair did; ``gold/snippet_candidates`` the month's top-k texts per pair.
+1. ``gold/user_subreddit_months`` (partitioned by silver month) holds what every (user, subreddit)
+   pair did in that month; ``gold/snippet_candidates`` each month's best k texts per pair. The silver
+   tasks compute both from the rows they write, one set per bronze file, so a pair may have several
+   rows in a month: every reader sums (or ranks) them.
 2. The pairs a run affects = pairs in the old version of its months + pairs in the new version.
 3. For those pairs only, totals are recomputed from the monthly rows (other months from the table,
    these months from the new rows) and MERGEd into ``gold/user_subreddit_edges`` / ``gold/snippets``
@@ -26,14 +28,30 @@ import pyarrow as pa
 
 from zipp import lake as lakeio
 from zipp.config import EtlConfig
-from zipp.etl.steps import Steps
 from zipp.etl.schemas import (
-    ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA, ETL_ID_SEQ, ETL_ID_SEQ_SCHEMA, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA,
-    GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, SILVER_SCHEMAS, silver_table,
+    ETL_FORGOTTEN,
+    ETL_FORGOTTEN_SCHEMA,
+    ETL_ID_SEQ,
+    ETL_ID_SEQ_SCHEMA,
+    GOLD_PAIR_MONTHS,
+    GOLD_PAIR_MONTHS_SCHEMA,
+    GOLD_SNIPPET_CANDIDATES,
+    GOLD_SNIPPET_CANDIDATES_SCHEMA,
+    SILVER_SCHEMAS,
+    silver_table,
 )
+from zipp.etl.steps import Steps
 from zipp.tables import (
-    GOLD_EDGES, GOLD_EDGES_SCHEMA, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA,
-    GOLD_USER_IMAGES, GOLD_USER_IMAGES_SCHEMA, GOLD_USERS, GOLD_USERS_SCHEMA,
+    GOLD_EDGES,
+    GOLD_EDGES_SCHEMA,
+    GOLD_SNIPPETS,
+    GOLD_SNIPPETS_SCHEMA,
+    GOLD_SUBREDDITS,
+    GOLD_SUBREDDITS_SCHEMA,
+    GOLD_USER_IMAGES,
+    GOLD_USER_IMAGES_SCHEMA,
+    GOLD_USERS,
+    GOLD_USERS_SCHEMA,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

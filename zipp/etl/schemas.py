@@ -144,8 +144,9 @@ SILVER_SCHEMAS: dict[str, pa.Schema] = {
     ]),
 }
 
-# Incremental gold: per source month, what each (user, subreddit) pair did. The final gold tables
-# are recomputed from these only for the pairs a run touches.
+# Incremental gold: per (silver) month, what each (user, subreddit) pair did -- possibly in several rows
+# (one per bronze file), readers sum them. The final gold tables are recomputed from these only for
+# the pairs a run touches.
 GOLD_PAIR_MONTHS = "gold/user_subreddit_months"
 GOLD_PAIR_MONTHS_SCHEMA = pa.schema([
     ("user_key", pa.string()), ("subreddit", pa.string()),

@@ -189,21 +189,22 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
 
 def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str]) -> dict[str, set[int]]:
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
-    rows created in ``months``; only the id/retrieval/position columns are shuffled."""
-    from pyspark.sql import Window
+    rows created in ``months``. One aggregation over the id/retrieval/position columns only; the
+    duplicated groups (rare) come back to the driver, which picks the winners."""
     from pyspark.sql import functions as F
 
     from zipp.etl.delta import read_table
 
-    b = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], sources).select(
-        "id", "source_file", "line_no", F.greatest("retrieved_on", "retrieved_2nd_on").alias("r"),
-        F.date_format(F.timestamp_seconds("created_utc"), "yyyy-MM").alias("m")).where(F.col("m").isin(months))
-    dups = b.groupBy("id").count().where(F.col("count") > 1).select("id")
-    w = Window.partitionBy("id").orderBy(F.col("r").desc_nulls_last(), F.col("source_file").desc(), F.col("line_no").desc())
+    b = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], sources).where(
+        F.date_format(F.timestamp_seconds("created_utc"), "yyyy-MM").isin(months))
+    copies = F.struct(F.greatest("retrieved_on", "retrieved_2nd_on").alias("r"), "source_file", "line_no")
+    groups = (b.groupBy("id").agg(F.count(F.lit(1)).alias("n"), F.collect_list(copies).alias("copies"))
+              .where(F.col("n") > 1).select("copies").collect())
     out: dict[str, set[int]] = {}
-    for r in (b.join(dups, "id", "left_semi").withColumn("_rank", F.row_number().over(w))
-              .where(F.col("_rank") > 1).select("source_file", "line_no").collect()):
-        out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
+    for g in groups:  # latest retrieval wins, then the later file, then the later line
+        ranked = sorted(g["copies"], key=lambda c: (c["r"] is not None, c["r"] or 0, c["source_file"], c["line_no"]), reverse=True)
+        for c in ranked[1:]:
+            out.setdefault(c["source_file"], set()).add(int(c["line_no"]))
     return out
 
 
@@ -248,7 +249,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     from deltalake import DeltaTable
     from pyspark.sql import functions as F
 
-    from zipp.etl.delta import exists, read_table, table_path, write_table
+    from zipp.etl.delta import describe, exists, read_table, table_path, write_table
 
     months = plan.months
     steps = Steps("silver")
@@ -260,7 +261,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     out_dir = Path(stage_root) / f"silver-{uuid.uuid4().hex[:6]}"
     facts: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
     if tasks:
-        spark.sparkContext.setJobDescription(f"zipp silver: {len(tasks)} bronze files")
+        describe(spark, f"zipp silver: {len(tasks)} bronze files")
         rows = spark.range(0, len(tasks), 1, len(tasks)).mapInArrow(
             _silver_task(tasks, set(months), losers, etl, salt, str(out_dir)), "kind string, facts string").collect()
         for r in rows:  # sum the per-file facts per (kind, month)
