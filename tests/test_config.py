@@ -88,3 +88,11 @@ def test_references_resolve_after_overrides():
     assert cfg.images.mirror_dir == "/data/d/images"
     with pytest.raises(ConfigError, match="no such key"):
         load_config(env="local", overrides=["images.mirror_dir=${paths.nope}/x"], conf_dir=CONF)
+
+
+def test_local_paths_become_absolute_so_every_worker_sees_the_same_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(env="local", overrides=["paths.lake=rel/lake", "paths.cache=s3://bucket/cache"], conf_dir=CONF)
+    assert cfg.paths.lake == str(tmp_path / "rel" / "lake")
+    assert cfg.paths.cache == "s3://bucket/cache"
+    assert cfg.images.mirror_dir == str(tmp_path / "work" / "dump" / "images")  # references see the absolute path

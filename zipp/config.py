@@ -456,6 +456,18 @@ def _interpolate(data: dict, root: dict | None = None, where: str = "") -> dict:
     return out
 
 
+def _absolute_paths(data: dict) -> dict:
+    """Make the local paths of the ``paths`` section absolute against the current directory, once,
+    at load time: Ray workers and Spark executors run in other directories, so a relative
+    ``work/lake`` would name different folders in different processes. URIs (``s3://``) stay."""
+    paths = data.get("paths")
+    if not isinstance(paths, dict):
+        return data
+    fixed = {k: (str(Path(v).expanduser().absolute()) if isinstance(v, str) and "://" not in v and "${" not in v else v)
+             for k, v in paths.items()}
+    return {**data, "paths": fixed}
+
+
 def _format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
@@ -482,7 +494,7 @@ def load_config(env: str | None = None, overrides: list[str] | None = None, conf
         raise ConfigError(f"env: no config file {env_file} for env {env!r}")
     data = _deep_merge(data, parse_overrides(overrides))
     data["env"] = env
-    data = _interpolate(data)
+    data = _interpolate(_absolute_paths(data))
     try:
         return ZippConfig.model_validate(data)
     except ValidationError as e:
