@@ -95,4 +95,5 @@ def test_local_paths_become_absolute_so_every_worker_sees_the_same_folder(tmp_pa
     cfg = load_config(env="local", overrides=["paths.lake=rel/lake", "paths.cache=s3://bucket/cache"], conf_dir=CONF)
     assert cfg.paths.lake == str(tmp_path / "rel" / "lake")
     assert cfg.paths.cache == "s3://bucket/cache"
+    assert cfg.paths.images == str(tmp_path / "work" / "generated")  # a default not named in YAML files
     assert cfg.images.mirror_dir == str(tmp_path / "work" / "dump" / "images")  # references see the absolute path

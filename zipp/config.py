@@ -58,6 +58,15 @@ class PathsConfig(Section):
     cache: str = "work/cache"  # content-addressed downloads, local tiny models
     images: str = "work/generated"  # generated images (PNG files named by content hash)
 
+    @model_validator(mode="after")
+    def _absolute(self) -> "PathsConfig":
+        # Defaults not named in YAML are made absolute here too (see _absolute_paths).
+        for name in type(self).model_fields:
+            v = getattr(self, name)
+            if "://" not in v and not Path(v).expanduser().is_absolute():
+                object.__setattr__(self, name, str(Path(v).expanduser().absolute()))
+        return self
+
 
 class RunConfig(Section):
     """What `zipp run` does."""
