@@ -104,6 +104,7 @@ class PeakRSS:
         import psutil
 
         self.proc, self.interval, self.peak = psutil.Process(), interval, 0
+        self.peaks: dict[str, int] = {}  # per kind of process: driver (this Python), jvm, workers
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -111,13 +112,18 @@ class PeakRSS:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
+            total, kinds = 0, {}
             for p in [self.proc, *self.proc.children(recursive=True)]:
                 try:
-                    total += p.memory_full_info().pss
+                    pss = p.memory_full_info().pss
+                    kind = "driver" if p.pid == self.proc.pid else "jvm" if "java" in p.name() else "workers"
                 except psutil.Error:
-                    pass
+                    continue
+                total += pss
+                kinds[kind] = kinds.get(kind, 0) + pss
             self.peak = max(self.peak, total)
+            for k, v in kinds.items():
+                self.peaks[k] = max(self.peaks.get(k, 0), v)
             time.sleep(self.interval)
 
     def cpu_seconds(self) -> float:
@@ -228,6 +234,7 @@ def run_ingest(spark, dump: Path, lake: Path, runs: Path, cores: int, gates: boo
     state.status = "ok"
     finish(state, ctx.run_dir)
     out["peak_rss_gb"] = rss.peak / 2**30
+    out["peak_rss_gb_by_process"] = {k: round(v / 2**30, 2) for k, v in sorted(rss.peaks.items())}
     out["rows"] = state.bronze.bronze_rows
     out["edges"] = state.gold.get("gold/user_subreddit_edges")
     return out
@@ -321,6 +328,8 @@ def main() -> None:
               f"silver+gold {rn['silver_gold_s']:.1f} s")
         print(f"  per-record time {args.scale}x / 1x     : {pern:.2f} / {per1:.2f} us = {pern / per1:5.2f}   (target <= 1.2)")
         print(f"  peak memory at {args.scale}x           : {rn['peak_rss_gb']:5.2f} GB  ({rn['peak_rss_gb'] / r1['peak_rss_gb']:.2f}x of 1x)")
+        print(f"  peak memory by process, 1x -> {args.scale}x: " + ", ".join(
+            f"{k} {r1['peak_rss_gb_by_process'].get(k, 0):.2f} -> {v:.2f} GB" for k, v in rn["peak_rss_gb_by_process"].items()))
         cpn = (rn["bronze_cpu_s"] + rn["silver_gold_cpu_s"]) / rn["lines"] * 1e6
         cp1 = (r1["bronze_cpu_s"] + r1["silver_gold_cpu_s"]) / res["lines"] * 1e6
         print(f"  CPU per record {args.scale}x / 1x      : {cpn:.2f} / {cp1:.2f} us = {cpn / cp1:5.2f}; "

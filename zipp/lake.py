@@ -23,10 +23,46 @@ def exists(lake: str | Path, name: str) -> bool:
 
 
 def read_arrow(lake: str | Path, name: str, columns: Iterable[str] | None = None, filters=None, version: int | None = None) -> pa.Table:
+    """The table (or ``columns``), optionally filtered: ``filters`` is a list of ``(column, op, value)``
+    (AND), op one of ``= != < <= > >= in "not in"``. Partition-column filters prune files; the others
+    are evaluated on the rows."""
     from deltalake import DeltaTable
 
     dt = DeltaTable(table_uri(lake, name), version=version)
-    return dt.to_pyarrow_table(columns=list(columns) if columns else None, filters=filters)
+    cols = list(columns) if columns else None
+    if not filters:
+        return dt.to_pyarrow_table(columns=cols)
+    parts = set(dt.metadata().partition_columns)
+    on_parts = [f for f in filters if f[0] in parts]
+    on_rows = [f for f in filters if f[0] not in parts]
+    dataset = dt.to_pyarrow_dataset(partitions=on_parts or None)
+    return dataset.to_table(columns=cols, filter=_row_filter(on_rows, dataset.schema))
+
+
+_OPS = {"=": "__eq__", "==": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}
+
+
+def _row_filter(filters: list[tuple], schema: pa.Schema):
+    """An Arrow dataset expression. String columns are compared after a cast to ``string``: files that
+    delta-rs rewrote (DELETE, MERGE) store them as ``string_view``, and pyarrow has no kernel comparing
+    the two, so a plain ``field == "x"`` fails on a table that has seen a delete."""
+    import pyarrow.compute as pc
+
+    expr = None
+    for col, op, value in filters:
+        field = pc.field(col)
+        if pa.types.is_string(schema.field(col).type) or pa.types.is_large_string(schema.field(col).type):
+            field = field.cast(pa.string())
+        if op == "in":
+            e = field.isin(list(value))
+        elif op == "not in":
+            e = ~field.isin(list(value))
+        elif op in _OPS:
+            e = getattr(field, _OPS[op])(value)
+        else:
+            raise ValueError(f"unsupported filter operator {op!r} (use one of {sorted(_OPS)} in, not in)")
+        expr = e if expr is None else expr & e
+    return expr
 
 
 def write_arrow(

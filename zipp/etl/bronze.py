@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from zipp.config import EtlConfig
-from zipp.etl.schemas import BRONZE_SCHEMAS, KINDS, QUARANTINE_SCHEMA, bronze_table
+from zipp.etl.schemas import BRONZE_SCHEMAS, KINDS, QUARANTINE_SCHEMA, bronze_table, parquet_write_options
 from zipp.etl.sources import SourceFile
 from zipp.etl.split import Chunk
 from zipp.tables import QUARANTINE
@@ -132,7 +132,7 @@ def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[
                     if table.num_rows:
                         d = Path(out_dir) / tname / f"month={f.month}"
                         d.mkdir(parents=True, exist_ok=True)
-                        pq.write_table(table, d / name, compression=None if comp == "none" else comp)
+                        pq.write_table(table, d / name, **parquet_write_options(table, comp))
                 yield pa.RecordBatch.from_pylist([{
                     "file_idx": c.file_idx, "seq": c.seq, "lines": res.lines, "bronze_rows": res.bronze.num_rows,
                     "quarantine_rows": res.quarantine.num_rows, "reasons": json.dumps(res.reasons),

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from zipp.config import EtlConfig
-from zipp.etl.schemas import BRONZE_SCHEMAS, KINDS, SILVER_SCHEMAS, bronze_table, silver_table
+from zipp.etl.schemas import BRONZE_SCHEMAS, KINDS, SILVER_SCHEMAS, bronze_table, parquet_write_options, silver_table
 from zipp.etl.steps import Steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,14 +157,15 @@ def _write_parts(df, out_dir: str, name: str, schema: pa.Schema, part: str, comp
     for (month,), rows in df.partition_by("month", as_dict=True).items():
         d = Path(out_dir) / name / f"month={month}"
         d.mkdir(parents=True, exist_ok=True)
-        pq.write_table(rows.select(target.names).to_arrow().cast(target), d / part, compression=comp)
+        table = rows.select(target.names).to_arrow().cast(target)
+        pq.write_table(table, d / part, **parquet_write_options(table, comp))
 
 
 def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[str, dict[str, set[int]]],
                  etl: EtlConfig, salt: str, out_dir: str):
     from zipp.etl.schemas import GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
 
-    comp = None if etl.parquet_compression == "none" else etl.parquet_compression
+    comp = etl.parquet_compression
 
     def run(batches):
         import pyarrow.parquet as pq
@@ -193,13 +194,23 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
     duplicated groups (rare) come back to the driver, which picks the winners."""
     from pyspark.sql import functions as F
 
-    from zipp.etl.delta import read_table
+    from functools import reduce
 
-    b = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], sources).where(
-        F.date_format(F.timestamp_seconds("created_utc"), "yyyy-MM").isin(months))
+    from zipp.etl.delta import read_table
+    from zipp.etl.parse import month_bounds
+
+    in_months = reduce(lambda a, b: a | b, [(F.col("created_utc") >= lo) & (F.col("created_utc") < hi)
+                                            for lo, hi in (month_bounds(m, 0) for m in months)])
+    b = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], sources).where(in_months)
+    # count-only aggregation first (partial hash aggregation, no per-row structs); the copies of the
+    # few duplicated ids are fetched in a second, broadcast-joined pass
+    dup = b.groupBy("id").count().where(F.col("count") > 1).select("id")
+    dup_ids = [r["id"] for r in dup.collect()]
+    if not dup_ids:
+        return {}
     copies = F.struct(F.greatest("retrieved_on", "retrieved_2nd_on").alias("r"), "source_file", "line_no")
-    groups = (b.groupBy("id").agg(F.count(F.lit(1)).alias("n"), F.collect_list(copies).alias("copies"))
-              .where(F.col("n") > 1).select("copies").collect())
+    ids = spark.createDataFrame([(i,) for i in dup_ids], "id string")
+    groups = b.join(F.broadcast(ids), "id").groupBy("id").agg(F.collect_list(copies).alias("copies")).select("copies").collect()
     out: dict[str, set[int]] = {}
     for g in groups:  # latest retrieval wins, then the later file, then the later line
         ranked = sorted(g["copies"], key=lambda c: (c["r"] is not None, c["r"] or 0, c["source_file"], c["line_no"]), reverse=True)
