@@ -178,6 +178,7 @@ class ImagesConfig(Section):
     actor_cpus: float = Field(1.0, gt=0)  # CPUs per actor (= torch threads when on CPU)
     num_gpus: float = Field(0.0, ge=0.0)  # GPUs per actor; used only when Ray reports GPUs
     memory_gb: float = Field(2.0, ge=0.0)  # declared stage memory
+    commit_every: int = Field(20000, ge=1)  # URLs fetched + embedded + committed per shard (resume granularity)
     # fetching
     workers: int = Field(16, ge=1)  # concurrent downloads (threads)
     timeout_s: float = Field(10.0, gt=0)  # per request (connect + whole body)

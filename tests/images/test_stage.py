@@ -148,6 +148,30 @@ def test_failed_urls_are_recorded_and_retried_on_rerun(ray_cluster, make_config,
     assert len(rows[(u("/missing.png"), 2)]["embedding"]) == 32
 
 
+def test_work_is_committed_per_shard_and_a_crashed_run_resumes_where_it_stopped(
+        ray_cluster, make_config, tmp_path, image_server, fast_fetch, user_images, monkeypatch):
+    cfg = make_config(*fast_fetch, "images.commit_every=2")
+    u = image_server.url
+    paths = ["/img/red.png", "/img/blue.jpg", "/img/green.png", "/img/red-copy.png", "/missing.png"]
+    user_images(cfg.paths.lake, [(i + 1, u(p)) for i, p in enumerate(paths)])
+    monkeypatch.setenv("ZIPP_IMAGES_FAIL_AFTER_SHARD", "0")
+    with pytest.raises(RuntimeError, match="after committing image shard 0"):
+        _run(cfg, tmp_path, "dies")
+    monkeypatch.delenv("ZIPP_IMAGES_FAIL_AFTER_SHARD")
+    first = _table(cfg)
+    assert len(first) == 2 and {r["status"] for r in first.values()} == {"ok"}  # shard 0 survived the crash
+    v0 = version(cfg.paths.lake, GOLD_IMAGE_EMBEDDINGS)
+
+    res = _run(cfg, tmp_path, "resumes")
+    assert (res.rows_in, res.extra["up_to_date"], res.extra["urls"], res.extra["shards"]) == (5, 2, 3, 2)
+    assert res.rows_out == 3 and res.drops == {"http_error": 1}
+    assert version(cfg.paths.lake, GOLD_IMAGE_EMBEDDINGS) == v0 + 2  # one commit per shard
+    assert {p: image_server.hits[p] for p in paths} == {p: 1 for p in paths}  # shard 0 was not fetched again
+    rows = _table(cfg)
+    assert len(rows) == 5 and rows[(u("/missing.png"), 5)]["status"] == "http_error"
+    assert all(rows[k] == v for k, v in first.items())
+
+
 @pytest.mark.realdata
 def test_cli_embeds_the_real_photos_through_a_mirror_dir(ray_cluster, make_config, tmp_path, shared_data, user_images):
     """`zipp embed-images` on synthetic-dump-style https URLs resolved by images.mirror_dir."""

@@ -4,13 +4,15 @@ One output row per distinct (url, user_id). Idempotent and incremental: a (url, 
 has ``status = ok`` with the current ``model_id`` is left alone; missing, failed, or other-model rows
 are redone (failed URLs are retried on every run). Bytes already in the content-addressed cache (an
 ok row from another model) are re-embedded without downloading again. Changed rows are upserted with
-one Delta MERGE; a URL failing again with the same status is not rewritten, so a rerun with nothing
-new commits nothing, and a crash before the commit leaves the table as it was.
+a Delta MERGE per shard; a URL failing again with the same status is not rewritten, so a rerun with nothing
+new commits nothing. Work is done and committed in shards of ``images.commit_every`` URLs, so a
+crash loses at most the shard in flight (its downloaded bytes stay in the cache).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -89,17 +91,48 @@ class EmbedImagesStage(Stage):
             result.extra.update(written=False, table_version=lk.version(ctx.lake, GOLD_IMAGE_EMBEDDINGS))
             return result
 
-        # 1. fetch what the cache cannot answer
+        # 1-3 per shard of URLs, each shard committed before the next starts: a run that dies after
+        # hours of downloading keeps every committed shard, and its rerun plans only what is left
         cache = ImageCache(ctx.cfg.paths.cache)
         urls = list(dict.fromkeys(todo["url"].to_pylist()))
+        shards = [urls[i:i + cfg.commit_every] for i in range(0, len(urls), cfg.commit_every)]
+        log.info("images: %d (url, user) rows, %d up to date; %d URLs to do in %d shard(s) of <= %d",
+                 pairs.num_rows, pairs.num_rows - todo.num_rows, len(urls), len(shards), cfg.commit_every)
+        totals = {"rows_out": 0, "fetched": 0, "embedded": 0, "row_status": {st: 0 for st in STATUSES},
+                  "url_status": {st: 0 for st in STATUSES}}
+        with url_rewriter(cfg) as rewrite, progress_bar("fetch + embed images", total=len(urls)) as advance:
+            fetcher = Fetcher(cfg, cache, rewrite=rewrite)
+            for n, shard in enumerate(shards):
+                rows = todo.filter(pc.is_in(todo["url"], value_set=pa.array(shard, pa.string())))
+                self._shard(ctx, rows, shard, p, known, cache, fetcher, mid, totals)
+                advance(len(shard))
+                if os.environ.get("ZIPP_IMAGES_FAIL_AFTER_SHARD") == str(n):  # failpoint for the resume test
+                    raise RuntimeError(f"injected failure after committing image shard {n}")
+
+        for st in STATUSES:
+            if st != OK:
+                result.drop(st, totals["row_status"][st])
+        result.rows_out = totals["rows_out"]
+        result.extra.update(
+            written=totals["rows_out"] > 0, unchanged_failures=todo.num_rows - totals["rows_out"], urls=len(urls),
+            urls_fetched=totals["fetched"], urls_from_cache=len(urls) - totals["fetched"], shards=len(shards),
+            url_status=totals["url_status"], images_embedded=totals["embedded"],
+            table_version=lk.version(ctx.lake, GOLD_IMAGE_EMBEDDINGS),
+        )
+        return result
+
+    @staticmethod
+    def _shard(ctx: StageContext, todo: pa.Table, urls: list[str], p: Plan, known: dict[str, str], cache: ImageCache,
+               fetcher: Fetcher, mid: str, totals: dict) -> None:
+        """Fetch, embed and commit the rows of one shard of URLs."""
+        cfg = ctx.cfg.images
+        # 1. fetch what the cache cannot answer
         status: dict[str, tuple[str, str | None]] = {u: (OK, known[u]) for u in urls if cache.has(known.get(u))}
         to_fetch = [u for u in urls if u not in status]
-        log.info("images: %d (url, user) rows, %d up to date; %d URLs to fetch, %d from the cache",
-                 pairs.num_rows, pairs.num_rows - todo.num_rows, len(to_fetch), len(status))
         if to_fetch:
-            with url_rewriter(cfg) as rewrite, progress_bar("fetch images", total=len(to_fetch)) as advance:
-                fetched = Fetcher(cfg, cache, rewrite=rewrite).fetch_all(to_fetch, progress=advance)
+            fetched = fetcher.fetch_all(to_fetch)
             status.update({u: (r.status, r.sha256) for u, r in fetched.items()})
+        totals["fetched"] += len(to_fetch)
 
         # 2. embed each distinct ok image once, on Ray Data actors
         shas = sorted({sha for st, sha in status.values() if st == OK and sha})
@@ -107,14 +140,14 @@ class EmbedImagesStage(Stage):
             items = pa.table({"sha256": shas, "path": [str(cache.path(s)) for s in shas]})
             from zipp.images.embed import embed_files
 
-            with progress_bar("embed images", total=len(shas)) as advance:
-                emb = embed_files(ctx.runtime.ray(), items, cfg, progress=advance)
+            emb = embed_files(ctx.runtime.ray(), items, cfg)
         else:
             from zipp.images.embed import EMBED_SCHEMA
 
             emb = EMBED_SCHEMA.empty_table()
         emb = emb.filter(pc.is_valid(emb["embedding"]))
         embedded = set(emb["sha256"].to_pylist())
+        totals["embedded"] += len(embedded)
 
         # 3. one row per (url, user); an image that fetched but would not embed becomes not_image
         row_status, row_sha = [], []
@@ -137,19 +170,11 @@ class EmbedImagesStage(Stage):
         out = out.filter(changed)
         if out.num_rows:
             upsert(ctx.lake, out)
-
-        for st in STATUSES:
-            if st != OK:
-                result.drop(st, row_status.count(st))
-        result.rows_out = out.num_rows
-        url_counts = {st: 0 for st in STATUSES}
+        totals["rows_out"] += out.num_rows
+        for st in row_status:
+            totals["row_status"][st] += 1
         for st, _ in status.values():
-            url_counts[st] += 1
-        result.extra.update(
-            written=out.num_rows > 0, unchanged_failures=todo.num_rows - out.num_rows, urls=len(urls), urls_fetched=len(to_fetch), urls_from_cache=len(urls) - len(to_fetch),
-            url_status=url_counts, images_embedded=len(embedded), table_version=lk.version(ctx.lake, GOLD_IMAGE_EMBEDDINGS),
-        )
-        return result
+            totals["url_status"][st] += 1
 
 
 def upsert(lake, rows: pa.Table) -> None:
