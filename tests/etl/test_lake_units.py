@@ -1,9 +1,11 @@
-"""Delta commits and silver planning without Spark: replaced months, the log, the month map."""
+"""Delta commits and silver planning (without Spark): replaced months, the log, the month map; and
+the gold id assignment (with Spark)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from zipp import lake as lakeio
 from zipp.etl.delta import StagedFile, commit_files, commit_partitions, count_rows, list_staged
@@ -49,3 +51,17 @@ def test_silver_months_follow_old_and_new_created_months(tmp_path):
     again = plan_silver(lake, ["2016-02"], {("comments", "2016-02"): {"2016-02": 7, "2016-03": 1}})
     assert again.months == ["2016-01", "2016-02", "2016-03"]  # January must drop the old re-crawl
     assert again.sources == {"comments": ["2016-01", "2016-02"], "submissions": []}
+
+
+@pytest.mark.spark
+def test_new_ids_are_dense_in_key_order_across_range_partitions(spark, tmp_path):
+    from zipp.etl.gold import _assign_ids
+
+    keys = spark.createDataFrame([(f"k{i:04d}",) for i in range(0, 300, 3)] + [("old1",), ("old2",)], "user_key string")
+    existing = spark.createDataFrame([("old1", 7), ("old2", 3)], "user_key string, user_id long")
+    got = {r["user_key"]: r["user_id"] for r in _assign_ids(keys, existing, "user_key", "user_id", 50, tmp_path).collect()}
+    assert got.pop("old1") == 7 and got.pop("old2") == 3  # existing ids are kept
+    assert spark.conf.get("spark.sql.shuffle.partitions") != "1"  # the new keys really span several partitions
+    assert [got[k] for k in sorted(got)] == list(range(50, 150))  # dense, from start, in key order
+    nothing_new = _assign_ids(keys.where("user_key LIKE 'old%'"), existing, "user_key", "user_id", 50, tmp_path / "b")
+    assert sorted(r["user_id"] for r in nothing_new.collect()) == [3, 7]

@@ -107,14 +107,30 @@ def _save_watermarks(lake: str | Path, values: dict[str, int]) -> None:
     lakeio.write_arrow(lake, ETL_ID_SEQ, pa.table({"id_map": list(rows), "next_id": list(rows.values())}, schema=ETL_ID_SEQ_SCHEMA))
 
 
-def _assign_ids(keys: "DataFrame", existing: "DataFrame", key: str, id_col: str, start: int) -> "DataFrame":
-    """key -> id for every key in ``keys``: existing ids kept, new keys numbered from ``start`` in key order."""
+def _assign_ids(keys: "DataFrame", existing: "DataFrame", key: str, id_col: str, start: int, stage: Path) -> "DataFrame":
+    """key -> id for every key in ``keys``: existing ids kept, new keys numbered from ``start`` in key
+    order. The new keys are range-partitioned by key and staged (so partition ids are fixed), each
+    partition numbers its rows, and a partition's offset is the count of the partitions before it:
+    dense ids without pulling every new key into one partition (23M users on a first build)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from zipp.etl.delta import materialize
+
     known = keys.join(existing.select(key, id_col), key, "inner")
-    new = keys.join(existing.select(key), key, "left_anti")
-    new = new.withColumn(id_col, F.row_number().over(Window.partitionBy(F.lit(0)).orderBy(key)).cast("long") + F.lit(start - 1))
+    n_parts = max(1, int(keys.sparkSession.conf.get("spark.sql.shuffle.partitions")))
+    new = materialize(keys.join(existing.select(key), key, "left_anti").repartitionByRange(n_parts, key)
+                      .withColumn("_part", F.spark_partition_id()), stage / f"new_{id_col}")
+    counts = dict(new.groupBy("_part").count().collect())
+    offsets, acc = {}, start
+    for part in sorted(counts):  # range partitions are in key order
+        offsets[part] = acc
+        acc += counts[part]
+    if not offsets:
+        return known
+    base = F.create_map(*[x for part, off in offsets.items() for x in (F.lit(part), F.lit(off))])
+    rank = F.row_number().over(Window.partitionBy("_part").orderBy(key))
+    new = new.withColumn(id_col, (base[F.col("_part")] + rank - 1).cast("long")).drop("_part")
     return known.unionByName(new)
 
 
@@ -174,8 +190,8 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     subs_existing = read_table(spark, lake, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA).select("subreddit", "subreddit_id")
     u_start = _next_id(lake, GOLD_USERS, "user_id", "user_id")
     s_start = _next_id(lake, GOLD_SUBREDDITS, "subreddit_id", "subreddit_id")
-    user_ids = materialize(_assign_ids(a_users, users_existing, "user_key", "user_id", u_start), stage / "user_ids")
-    sub_ids = materialize(_assign_ids(a_subs, subs_existing, "subreddit", "subreddit_id", s_start), stage / "sub_ids")
+    user_ids = materialize(_assign_ids(a_users, users_existing, "user_key", "user_id", u_start, stage), stage / "user_ids")
+    sub_ids = materialize(_assign_ids(a_subs, subs_existing, "subreddit", "subreddit_id", s_start, stage), stage / "sub_ids")
     u_next = max(u_start, (_staged_max(stage / "user_ids", "user_id") or -1) + 1)
     s_next = max(s_start, (_staged_max(stage / "sub_ids", "subreddit_id") or -1) + 1)
     _save_watermarks(lake, {"user_id": u_next, "subreddit_id": s_next})
@@ -212,9 +228,12 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     steps("edges")
 
     # ---- snippets of the affected pairs: top-k over all months, slots 1..k upserted or deleted
-    edge_pairs = a_totals.where("is_edge").select("user_key", "subreddit")
+    # the ids go onto the (narrow) edge pairs first, so the candidates' texts are shuffled once, by
+    # pair, and the ranking window reuses that partitioning
+    edge_pairs = (a_totals.where("is_edge").select("user_key", "subreddit")
+                  .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left"))
     cand_rest = read_table(spark, lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, exclude_months=months)
-    best = (cand_rest.unionByName(cand_new).join(edge_pairs, ["user_key", "subreddit"], "left_semi")
+    best = (cand_rest.unionByName(cand_new).join(edge_pairs, ["user_key", "subreddit"], "inner")
             .withColumn("rank", F.row_number().over(Window.partitionBy("user_key", "subreddit").orderBy(*order)).cast("int"))
             .where(F.col("rank") <= k))
     snip_src = best.withColumn("_delete", F.lit(False))
@@ -223,7 +242,6 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
         gone = (old.join(affected, ["user_key", "subreddit"], "left_semi")
                 .join(best.select("user_key", "subreddit", "rank"), ["user_key", "subreddit", "rank"], "left_anti"))
         snip_src = snip_src.unionByName(gone.withColumn("_delete", F.lit(True)), allowMissingColumns=True)
-    snip_src = snip_src.drop("user_id", "subreddit_id").join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
     m_snip = upsert_table(spark, lake, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, snip_src, ["user_key", "subreddit", "rank"],
                           run_id=run_id, stage_root=stage)
     steps("snippets")
