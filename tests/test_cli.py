@@ -45,3 +45,19 @@ def test_console_script_reports_config_errors_with_exit_2():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "generate.nope" in r.stderr
+
+
+def test_commands_sharing_a_run_folder_each_keep_their_config(make_config):
+    """`zipp train --run r1 graph.epochs=3` then `zipp embed-users --run r1`: the second command's
+    config must not overwrite the record of the first (the one that trained the model)."""
+    import yaml
+
+    from zipp.cli_common import open_context
+
+    with open_context(make_config("graph.epochs=3"), "r1", "train") as ctx:
+        run_dir = ctx.run_dir
+    with open_context(make_config("graph.epochs=7"), "r1", "embed-users") as ctx:
+        assert ctx.run_dir == run_dir
+    epochs = {p.stem: yaml.safe_load(p.read_text())["graph"]["epochs"] for p in (run_dir / "configs").glob("*.yaml")}
+    assert epochs == {"train": 3, "embed-users": 7}
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["graph"]["epochs"] == 3

@@ -88,7 +88,7 @@ def run_main(
     from zipp.stage import run_pipeline
 
     cfg = load_cli_config(ctx, overrides)
-    with open_context(cfg, run) as sctx:
+    with open_context(cfg, run, "run") as sctx:
         results = run_pipeline(main_pipeline(cfg), sctx)
     console.print(f"[green]run {run!r} finished:[/green] " + ", ".join(f"{k}={r.rows_out}" for k, r in results.items()))
     console.print(f"stats: {sctx.run_dir / 'stats'}")

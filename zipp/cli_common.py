@@ -30,10 +30,17 @@ def _yaml_scalar(v: Any) -> str:
 
 
 @contextmanager
-def open_context(cfg: ZippConfig, run: str) -> Iterator[StageContext]:
+def open_context(cfg: ZippConfig, run: str, command: str | None = None) -> Iterator[StageContext]:
+    """The run folder (created) and runtime for one command. Several commands share a run folder
+    (``zipp train --run r1`` then ``zipp embed-users --run r1``), each with its own overrides: each
+    leaves its config in ``configs/<command>.yaml``, and ``config.yaml`` stays the first one's."""
     run_dir = Path(cfg.paths.runs) / run
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    (run_dir / "configs").mkdir(parents=True, exist_ok=True)
+    command = command or "python"
+    text = dump_config(cfg)
+    (run_dir / "configs" / f"{command}.yaml").write_text(text)
+    if not (run_dir / "config.yaml").exists():
+        (run_dir / "config.yaml").write_text(text)
     with Runtime(cfg.runtime) as rt:
         yield StageContext(cfg=cfg, run_dir=run_dir, runtime=rt)
 
@@ -43,7 +50,7 @@ def run_one_stage(ctx: typer.Context, stage_factory, run: str, overrides: list[s
     from zipp.stage import run_stage
 
     cfg = load_cli_config(ctx, overrides, **explicit)
-    with open_context(cfg, run) as sctx:
+    with open_context(cfg, run, ctx.info_name if ctx is not None else None) as sctx:
         res = run_stage(stage_factory(), sctx)
     return res, sctx.run_dir
 

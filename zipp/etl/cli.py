@@ -56,7 +56,7 @@ def _run(ctx: typer.Context, command: str, input_dir: Path, lake: Path, months: 
 
     cfg = load_cli_config(ctx, overrides, **{"paths.dump": str(input_dir), "paths.lake": str(lake), "etl.months": months})
     state = EtlState(cfg=cfg, command=command, input_dir=Path(cfg.paths.dump), lake=Path(cfg.paths.lake))
-    with open_context(cfg, run or state.run_id) as sctx:
+    with open_context(cfg, run or state.run_id, command) as sctx:
         try:
             summary = run_etl(state, sctx)
         except QualityGateError as e:

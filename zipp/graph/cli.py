@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_cli_config(ctx, overrides, **{"paths.lake": lake})
         check_run_name(run)
-        with open_context(cfg, run) as sctx:
+        with open_context(cfg, run, "train") as sctx:
             res = run_stage(TrainStage(), sctx)
         test = res.extra["test"]
         Console(stderr=True).print(
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_cli_config(ctx, overrides, **{"paths.lake": lake})
         check_run_name(run)
-        with open_context(cfg, run) as sctx:
+        with open_context(cfg, run, "embed-users") as sctx:
             res = run_stage(EmbedUsersStage(), sctx)
         Console(stderr=True).print(
             f"[green]embed-users {run!r}:[/green] {res.extra['users']} users ({res.extra['new_users']} new), "

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         from zipp.stage import run_stage
 
         cfg = load_cli_config(ctx, overrides, **{"paths.lake": lake})
-        with open_context(cfg, run) as sctx:
+        with open_context(cfg, run, "embed-images") as sctx:
             res = run_stage(EmbedImagesStage(cfg.images), sctx)
         console = Console(stderr=True)
         drops = ", ".join(f"{k}={v}" for k, v in sorted(res.drops.items())) or "none"

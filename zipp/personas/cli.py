@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         from zipp.stage import run_stage
 
         cfg = load_cli_config(ctx, overrides, **{"paths.lake": lake})
-        with open_context(cfg, run) as sctx:
+        with open_context(cfg, run, "personas") as sctx:
             res = run_stage(PersonasStage(), sctx)
         s = summary(res)
         Console(stderr=True).print(
