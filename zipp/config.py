@@ -301,7 +301,9 @@ class PersonasConfig(Section):
     max_retries: int = Field(2, ge=0)  # re-asks with the validation error; then status=failed
     retry_echo_tokens: int = Field(256, ge=0)  # how much of the bad reply is shown back on a retry
     multimodal: bool = False  # add the user's top images (the model must take images)
-    image_tokens: int = Field(256, ge=1)  # budget cost of one image, as the model counts it
+    # budget cost of one image when the model has no image processor to count with; a model with one
+    # (e.g. Qwen2-VL) is counted per image by its processor from the image's pixel size instead
+    image_tokens: int = Field(256, ge=1)
     max_images: int = Field(4, ge=0)
     image_budget_share: float = Field(0.25, ge=0, le=1)
     sample_users: int | None = Field(None, ge=1)  # None = every user

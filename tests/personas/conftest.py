@@ -36,6 +36,25 @@ def counter(llm_cache):
     return TokenCounter(str(build_tiny_llm(llm_cache / "models" / "tiny-llama")))
 
 
+@pytest.fixture(scope="session")
+def vlm_dir(llm_cache) -> str:
+    """The tiny random-weight Qwen2-VL (zipp.models.tiny_vlm), built once per session."""
+    from zipp.models.tiny_vlm import build_tiny_vlm
+
+    return str(build_tiny_vlm(llm_cache / "models" / "tiny-qwen2-vl"))
+
+
+@pytest.fixture
+def mm_lake(tmp_path, llm_cache):
+    """(lake path, truth table) for 40 planted users whose images exist as PNGs of several sizes in
+    the image cache under ``llm_cache`` (= ``paths.cache`` of ``pcfg``)."""
+    from zipp.personas.synthetic import build_lake
+
+    lake = tmp_path / "lake"
+    truth = build_lake(lake, n_users=40, seed=1, image_cache=llm_cache)
+    return lake, truth
+
+
 @pytest.fixture
 def planted_lake(tmp_path):
     """(lake path, truth table) for 40 planted users."""

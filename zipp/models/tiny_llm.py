@@ -101,8 +101,12 @@ def _corpus(n_lines: int, seed: int) -> list[str]:
     return lines
 
 
-def train_tokenizer(vocab_size: int = 4096, n_lines: int = 20000, seed: int = 0, pad_to: int | None = None):
+def train_tokenizer(vocab_size: int = 4096, n_lines: int = 20000, seed: int = 0, pad_to: int | None = None,
+                    extra_special_tokens: tuple[str, ...] = (), chat_template: str = CHAT_TEMPLATE):
     """A byte-level BPE ``PreTrainedTokenizerFast`` with the chat template above.
+
+    ``extra_special_tokens`` (e.g. Qwen2-VL's ``<|vision_start|>``, ``<|image_pad|>``) are added as
+    atomic special tokens after the trained ones; ``chat_template`` replaces the ChatML text template.
 
     ``pad_to`` grows the vocabulary to exactly that size with filler tokens that no merge produces
     (decodable, never produced by encoding), so a tokenizer trained on little text can match a real
@@ -124,9 +128,9 @@ def train_tokenizer(vocab_size: int = 4096, n_lines: int = 20000, seed: int = 0,
         tok = _pad_vocab(tok, pad_to)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>", unk_token=None,
-        pad_token="<|pad|>", additional_special_tokens=["<|im_start|>", "<|endoftext|>"],
+        pad_token="<|pad|>", additional_special_tokens=["<|im_start|>", "<|endoftext|>", *extra_special_tokens],
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     fast.model_max_length = TINY_LLAMA_SHAPE["max_position_embeddings"]
     return fast
 
@@ -203,10 +207,14 @@ def build_tiny_llm(folder: str | Path, seed: int = 0, vocab_size: int = 4096) ->
 
 
 def resolve_model(spec: str, cache: str | Path) -> str:
-    """``local:tiny-llama`` -> built folder under ``<cache>/models``; anything else unchanged."""
+    """``local:tiny-llama`` / ``local:tiny-qwen2-vl`` -> built folder under ``<cache>/models``;
+    anything else unchanged."""
+    from zipp.models.tiny_vlm import TINY_QWEN2_VL, build_tiny_vlm
+
     if not spec.startswith(LOCAL_PREFIX):
         return spec
     name = spec[len(LOCAL_PREFIX):]
-    if name != TINY_LLAMA:
-        raise ValueError(f"unknown local model {spec!r}: only {LOCAL_PREFIX}{TINY_LLAMA} is built locally")
-    return str(build_tiny_llm(Path(cache) / "models" / TINY_LLAMA))
+    builders = {TINY_LLAMA: build_tiny_llm, TINY_QWEN2_VL: build_tiny_vlm}
+    if name not in builders:
+        raise ValueError(f"unknown local model {spec!r}: only {', '.join(LOCAL_PREFIX + n for n in builders)} are built locally")
+    return str(builders[name](Path(cache) / "models" / name))

@@ -8,8 +8,11 @@ frequency. The top ``max_subreddits`` are kept and their shares renormalised.
 Packing, all counted with the LLM's tokenizer (zipp.personas.tokens):
 
 1. ``available = token_budget - tokens(prompt with an empty evidence block)``;
-2. images first when ``multimodal`` (each costs ``image_tokens`` + its placeholder line), at most
-   ``image_budget_share`` of ``available``;
+2. images first when ``multimodal``, in rank order, each costing its placeholder line + the tokens
+   the model counts for it (:class:`zipp.personas.tokens.ImageCoster`: the model's own processor on
+   the image's pixel size when the model has one, e.g. Qwen2-VL, else ``image_tokens``); together at
+   most ``image_budget_share`` of ``available``; an image that does not fit is skipped, a smaller one
+   after it may still go in; an image the processor cannot size (no local file) is left out;
 3. every community's header (its stats), in rank order, while they fit;
 4. snippets per community in snippet rank order within a quota proportional to the community's
    share (``floor(available * share)``);
@@ -36,7 +39,7 @@ import pyarrow.compute as pc
 from zipp import tables
 from zipp.config import PersonasConfig
 from zipp.personas.prompt import evidence_block
-from zipp.personas.tokens import TokenCounter
+from zipp.personas.tokens import ImageCoster, TokenCounter
 from zipp.personas.untrusted import clean, clean_inline
 
 TRUNCATION_MARK = " [truncated]"
@@ -73,6 +76,7 @@ class ImageRef:
     url: str
     subreddit: str
     score: float
+    path: str | None = None  # the image's bytes in the local content-addressed cache, when there
 
 
 @dataclass
@@ -174,10 +178,14 @@ def _subreddit_idf(lake) -> tuple[dict, float]:
 
 
 class EvidenceSource:
-    """Reads the gold inputs for a batch of users (one filtered scan per table per batch)."""
+    """Reads the gold inputs for a batch of users (one filtered scan per table per batch).
 
-    def __init__(self, lake: str | Path, cfg: PersonasConfig, plan: Plan):
+    ``image_cache`` (``paths.cache``): where ``zipp embed-images`` stored the image bytes
+    (``<cache>/images/<sha[:2]>/<sha>``); each ranked image gets its local file from there."""
+
+    def __init__(self, lake: str | Path, cfg: PersonasConfig, plan: Plan, image_cache: str | Path | None = None):
         self.lake, self.cfg, self.plan = str(lake), cfg, plan
+        self.image_cache = image_cache
 
     def load(self, user_keys: Sequence[str], user_ids: dict | None = None) -> dict[str, UserInputs]:
         keys = sorted(set(user_keys))
@@ -196,7 +204,7 @@ class EvidenceSource:
         imgs = embs = None
         if self.cfg.multimodal and self.cfg.max_images > 0:
             imgs = _read(self.lake, tables.GOLD_USER_IMAGES, ["user_key", "subreddit", "post_id", "url", "nsfw"], in_batch)
-            embs = _read(self.lake, tables.GOLD_IMAGE_EMBEDDINGS, ["user_key", "url", "status", "embedding"], in_batch)
+            embs = _read(self.lake, tables.GOLD_IMAGE_EMBEDDINGS, ["user_key", "url", "status", "embedding", "sha256"], in_batch)
 
         by_user = {k: {"edges": [], "att": [], "snips": [], "imgs": [], "embs": []} for k in keys}
         for name, t in (("edges", edges), ("att", att), ("snips", snips), ("imgs", imgs), ("embs", embs)):
@@ -251,6 +259,12 @@ class EvidenceSource:
         """Images from the user's selected communities, by community share x CLIP centrality."""
         embs = {r["url"]: np.asarray(r["embedding"], dtype=np.float32) for r in d["embs"]
                 if r["status"] == "ok" and r["embedding"]}
+        files = {}
+        if self.image_cache is not None:
+            from zipp.images.fetch import ImageCache
+
+            cache = ImageCache(self.image_cache)
+            files = {r["url"]: str(cache.path(r["sha256"])) for r in d["embs"] if r["status"] == "ok" and cache.has(r.get("sha256"))}
         centre = None
         if embs:
             m = np.stack(list(embs.values()))
@@ -267,7 +281,8 @@ class EvidenceSource:
                 cent = float(e @ centre / (np.linalg.norm(e) + 1e-8))
             elif centre is not None:
                 continue  # embedding failed (http error, not an image): the model could not see it either
-            out.append(ImageRef(r["post_id"], r["url"], r["subreddit"], shares[r["subreddit"]] * (1.0 + cent) / 2.0))
+            out.append(ImageRef(r["post_id"], r["url"], r["subreddit"], shares[r["subreddit"]] * (1.0 + cent) / 2.0,
+                                path=files.get(r["url"])))
         out.sort(key=lambda x: (-x.score, x.post_id))
         seen, uniq = set(), []
         for im in out:
@@ -290,6 +305,7 @@ class Item:
     truncated: bool = False
     order: tuple = ()  # canonical position in the block
     body: str = ""  # snippets: the escaped text inside the tag (what the model sees)
+    media_tokens: int = 0  # images: the model's tokens for the pixels (included in ``tokens``)
 
 
 @dataclass
@@ -300,6 +316,7 @@ class Evidence:
     block: str  # the rendered <evidence> block
     items: list[Item]
     images: list[str]  # image URLs in placeholder order
+    image_files: list[str | None]  # their local files (what a local model is shown), None where not cached
     evidence_tokens: int  # block tokens (+ image tokens)
     prompt_tokens: int  # the whole first-turn prompt (+ image tokens)
     messages: list[dict]
@@ -311,6 +328,11 @@ class Evidence:
             for i in sorted(self.items, key=lambda i: i.order)
         ]
 
+    @property
+    def image_tokens(self) -> list[int]:
+        """The model's tokens for each image (pixels only, without the placeholder line), in order."""
+        return [int(i.media_tokens) for i in self.items if i.kind == "image"]
+
 
 def _attr(v) -> str:
     return clean_inline(str(v))
@@ -319,8 +341,9 @@ def _attr(v) -> str:
 class Packer:
     """Packs one user's inputs into a prompt frame under the token budget (deterministic)."""
 
-    def __init__(self, counter: TokenCounter, cfg: PersonasConfig):
+    def __init__(self, counter: TokenCounter, cfg: PersonasConfig, images: ImageCoster | None = None):
         self.counter, self.cfg = counter, cfg
+        self.images = images if images is not None else ImageCoster(None, cfg.image_tokens)
 
     def _header(self, i: int, c: Community) -> tuple[str, str]:
         s = c.stats
@@ -350,17 +373,21 @@ class Packer:
         added: list[Item] = []
         used = 0
 
-        # images (multimodal): placeholder line + the model's per-image token cost
+        # images (multimodal): placeholder line + the tokens the model counts for the image
         if cfg.multimodal and inputs.images:
             cap = int(available * cfg.image_budget_share)
-            img_used = 0
+            img_used = k = 0
             for n, im in enumerate(inputs.images):
-                line = f'<image n="{n + 1}" community="r/{clean_inline(im.subreddit, sp)}" id="{clean_inline(im.post_id, sp, 40)}"/>\n'
-                cost = counter.count(line) + cfg.image_tokens
+                media = self.images.cost(im.path)
+                if media is None:  # the model's processor cannot size it: no local file
+                    continue
+                line = f'<image n="{k + 1}" community="r/{clean_inline(im.subreddit, sp)}" id="{clean_inline(im.post_id, sp, 40)}"/>\n'
+                cost = counter.count(line) + media
                 if img_used + cost > cap:
-                    break
-                added.append(Item("image", im.subreddit, im.post_id, line, cost, order=(2, n)))
+                    continue  # a smaller image further down may still fit
+                added.append(Item("image", im.subreddit, im.post_id, line, cost, order=(2, n), media_tokens=media))
                 img_used += cost
+                k += 1
             used += img_used
 
         # headers (rank order)
@@ -444,10 +471,11 @@ class Packer:
         block = evidence_block("".join(parts))
         messages = frame(block)
         image_items = [i for i in ordered if i.kind == "image"]
-        image_cost = len(image_items) * self.cfg.image_tokens
+        image_cost = sum(i.media_tokens for i in image_items)
         return Evidence(
             user_key=inputs.user_key, user_id=inputs.user_id, ranking=inputs.ranking, block=block, items=ordered,
             images=[inputs.images[i.order[1]].url for i in image_items],
+            image_files=[inputs.images[i.order[1]].path for i in image_items],
             evidence_tokens=self.counter.count(block) + image_cost,
             prompt_tokens=self.counter.count_prompt(messages) + image_cost,
             messages=messages, budget=budget,

@@ -96,7 +96,7 @@ class PersonaWorker:
         self.counter = TokenCounter(tokenizer_path(self.cfg))
         self.backend = make_backend(self.cfg, self.counter)
         self.backend.setup()
-        self.source = EvidenceSource(self.cfg.paths.lake, self.cfg.personas, Plan(**plan))
+        self.source = EvidenceSource(self.cfg.paths.lake, self.cfg.personas, Plan(**plan), image_cache=self.cfg.paths.cache)
         self.meta = dict(backend=self.backend.name, model=self.backend.model_name, config_hash=config_hash, run=run)
 
     def __call__(self, batch: pa.Table) -> pa.Table:

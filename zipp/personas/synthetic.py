@@ -90,8 +90,12 @@ def _age_band(age: int) -> str:
 
 def build_lake(lake: str | Path, n_users: int = 60, seed: int = 0, salt: str = "zipp-local-dev-salt",
                images: bool = True, injections: bool = False, attention_run: str = "fixture",
-               snippets_per_sub: int = 4) -> pa.Table:
-    """Write the gold tables for ``n_users`` planted users into ``lake``; return the truth table."""
+               snippets_per_sub: int = 4, image_cache: str | Path | None = None) -> pa.Table:
+    """Write the gold tables for ``n_users`` planted users into ``lake``; return the truth table.
+
+    ``image_cache`` (a ``paths.cache``): also write each planted image as a real PNG into the
+    content-addressed image cache (as ``zipp embed-images`` would), of a size picked from the URL
+    (:data:`IMAGE_SIZES`), and record its real sha256; without it the image rows name no file."""
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     interests_all = sorted(COMMUNITIES)
@@ -233,11 +237,37 @@ def build_lake(lake: str | Path, n_users: int = 60, seed: int = 0, salt: str = "
         d["n_image_posts"] += r["n_image_posts"]
     write_arrow(lake, tables.GOLD_SUBREDDITS, pa.Table.from_pylist(list(subs_rows.values()), schema=tables.GOLD_SUBREDDITS_SCHEMA),
                 schema=tables.GOLD_SUBREDDITS_SCHEMA)
+    if images and image_cache is not None:
+        from zipp.images.fetch import ImageCache
+
+        cache = ImageCache(image_cache)
+        for e in embs:
+            e["sha256"] = cache.put(planted_png(e["url"]))
     if images:
         write_arrow(lake, tables.GOLD_USER_IMAGES, pa.Table.from_pylist(imgs, schema=tables.GOLD_USER_IMAGES_SCHEMA), schema=tables.GOLD_USER_IMAGES_SCHEMA)
         write_arrow(lake, tables.GOLD_IMAGE_EMBEDDINGS, pa.Table.from_pylist(embs, schema=tables.GOLD_IMAGE_EMBEDDINGS_SCHEMA),
                     schema=tables.GOLD_IMAGE_EMBEDDINGS_SCHEMA)
     return pa.Table.from_pylist(truth)
+
+
+IMAGE_SIZES = ((64, 64), (200, 120), (320, 240), (96, 160), (640, 480))  # (width, height)
+
+
+def planted_png(url: str) -> bytes:
+    """A small deterministic PNG for ``url``: size from :data:`IMAGE_SIZES`, a colour gradient."""
+    import io
+
+    from PIL import Image
+
+    h = hashlib.sha256(url.encode()).digest()
+    w, ht = IMAGE_SIZES[h[0] % len(IMAGE_SIZES)]
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, ht, dtype=np.float32)[:, None, None]
+    base = np.array([h[1], h[2], h[3]], dtype=np.float32)[None, None, :]
+    arr = ((x * 0.5 + y * 0.5 + base) % 256).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def subreddit_interest() -> dict[str, str]:

@@ -18,7 +18,7 @@ from zipp.config import ZippConfig
 from zipp.personas.evidence import Evidence, EvidenceError, Packer, UserInputs
 from zipp.personas.prompt import build_messages, prompt_hash
 from zipp.personas.schema import Persona, parse_persona
-from zipp.personas.tokens import TokenCounter
+from zipp.personas.tokens import ImageCoster, TokenCounter
 from zipp.personas.untrusted import defang
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,34 @@ class ChatRequest:
     messages: list[dict]
     images: list[str] = field(default_factory=list)  # URLs for <image n=k/> placeholders, in order
     prompt_tokens: int = 0  # by the budget tokenizer, image tokens included
+    image_files: list[str | None] = field(default_factory=list)  # local copies of ``images`` (None: not cached)
+
+    def image_sources(self) -> list[str]:
+        """What to show the model for each image: its local file as a data: URL (the pixels the
+        budget was counted on; works offline), else the original URL."""
+        files = self.image_files or [None] * len(self.images)
+        return [data_url(f) if f else u for u, f in zip(self.images, files)]
+
+
+def data_url(path: str) -> str:
+    import base64
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        fmt = (im.format or "png").lower()
+    return f"data:image/{fmt};base64," + base64.b64encode(open(path, "rb").read()).decode()
+
+
+def image_coster(cfg: ZippConfig) -> ImageCoster:
+    """The per-image budget cost for ``cfg``: the model's processor when multimodal and the model
+    has one (hub ids are tried only by backends that load the model), else ``image_tokens``."""
+    p = cfg.personas
+    if not p.multimodal:
+        return ImageCoster(None, p.image_tokens)
+    from zipp.personas.tokens import model_path
+
+    return ImageCoster(model_path(cfg), p.image_tokens, try_hub=p.backend in ("vllm", "transformers"))
 
 
 @dataclass
@@ -64,7 +92,7 @@ class Backend(ABC):
         self.cfg = cfg
         self.pcfg = cfg.personas
         self.counter = counter
-        self.packer = Packer(counter, cfg.personas)
+        self.packer = Packer(counter, cfg.personas, image_coster(cfg))
 
     @property
     def model_name(self) -> str:
@@ -111,7 +139,7 @@ class ChatBackend(Backend):
             pending.append(_State(i, inp, ev, prompt_hash(ev.messages, ev.images)))
 
         while pending:
-            gens = self.generate([ChatRequest(s.ev.messages, s.ev.images, s.ev.prompt_tokens) for s in pending])
+            gens = self.generate([ChatRequest(s.ev.messages, s.ev.images, s.ev.prompt_tokens, s.ev.image_files) for s in pending])
             retry: list[_State] = []
             for s, g in zip(pending, gens):
                 if isinstance(g, Exception):

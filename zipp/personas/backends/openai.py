@@ -71,7 +71,7 @@ class OpenAIBackend(ChatBackend):
         msgs = [dict(m) for m in r.messages]
         # images ride with the evidence turn, in placeholder order
         msgs[1] = {"role": msgs[1]["role"], "content": [{"type": "text", "text": msgs[1]["content"]}] + [
-            {"type": "image_url", "image_url": {"url": u}} for u in r.images]}
+            {"type": "image_url", "image_url": {"url": u}} for u in r.image_sources()]}
         return msgs
 
     def _complete(self, r: ChatRequest) -> Generation:

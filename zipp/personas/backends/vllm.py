@@ -94,5 +94,5 @@ class VllmBackend(ChatBackend):
     def _mm_messages(r: ChatRequest) -> list[dict]:
         msgs = [dict(m) for m in r.messages]
         msgs[1] = {"role": msgs[1]["role"], "content": [{"type": "text", "text": msgs[1]["content"]}] + [
-            {"type": "image_url", "image_url": {"url": u}} for u in r.images]}
+            {"type": "image_url", "image_url": {"url": u}} for u in r.image_sources()]}
         return msgs
