@@ -93,6 +93,16 @@ def _staged_max(stage_dir: Path, col: str) -> int | None:
     return pc.max(ds.dataset(files, format="parquet").to_table(columns=[col]).column(col)).as_py()
 
 
+def _value_counts(stage_dir: Path, col: str) -> dict:
+    import pyarrow.dataset as ds
+
+    files = [str(p) for p in stage_dir.rglob("*.parquet")]
+    if not files:
+        return {}
+    vc = ds.dataset(files, format="parquet").to_table(columns=[col]).column(col).value_counts()
+    return {v.as_py(): c.as_py() for v, c in zip(vc.field("values"), vc.field("counts"))}
+
+
 def _staged_rows(stage_dir: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -119,9 +129,10 @@ def _assign_ids(keys: "DataFrame", existing: "DataFrame", key: str, id_col: str,
 
     known = keys.join(existing.select(key, id_col), key, "inner")
     n_parts = max(1, int(keys.sparkSession.conf.get("spark.sql.shuffle.partitions")))
+    new_dir = stage / f"new_{id_col}"
     new = materialize(keys.join(existing.select(key), key, "left_anti").repartitionByRange(n_parts, key)
-                      .withColumn("_part", F.spark_partition_id()), stage / f"new_{id_col}")
-    counts = dict(new.groupBy("_part").count().collect())
+                      .withColumn("_part", F.spark_partition_id()), new_dir)
+    counts = _value_counts(new_dir, "_part")  # from the staged files: no Spark job
     offsets, acc = {}, start
     for part in sorted(counts):  # range partitions are in key order
         offsets[part] = acc
