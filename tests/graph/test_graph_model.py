@@ -102,3 +102,28 @@ def test_spec_roundtrip_rebuilds_the_same_module(small_graph):
     clone.load_state_dict(model.state_dict())
     x = small_graph.data[USER].x[:4]
     assert torch.equal(clone.encode_users(x), model.encode_users(x))
+
+
+def test_history_path_and_subreddit_bias_are_inductive_and_exact_layerwise(small_graph):
+    model = _model(small_graph, history_dim=8, subreddit_bias=True).eval()
+    with torch.no_grad():
+        model.sub_bias.weight.normal_()  # zero-initialised: make it matter
+        model.hist_edge_w.normal_()
+    assert not any("user" in n and "emb" in n for n, _ in model.named_parameters())
+    vocab = len(small_graph.stats["sub_vocab"]) + 1
+    assert model.hist_ctx.num_embeddings == vocab and model.sub_bias.num_embeddings == vocab
+    with torch.no_grad():
+        full = model.embed(small_graph.data)
+    z, _ = layerwise_embed(model, small_graph.data, batch_nodes=7, batch_edges=20)
+    assert torch.allclose(z[USER], full[USER], atol=1e-5) and torch.allclose(z[SUB], full[SUB], atol=1e-5)
+    # the history changes the user embedding, and a user's history is its subreddits' mean
+    without = ZippGAT(ModelSpec(**{**model.spec.to_dict(), "history_dim": 0, "subreddit_bias": False}))
+    without.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(("hist", "sub_bias"))})
+    with torch.no_grad():
+        base = without.eval().embed(small_graph.data)
+    assert not torch.allclose(base[USER], full[USER])
+    bias = model.subreddit_logit_bias(small_graph.data[SUB].emb_idx)
+    with torch.no_grad():
+        all_ = model.score_all(z[USER][:3], z[SUB], sub_bias=bias)
+        pair = model.decode(z[USER][1].expand(z[SUB].size(0), -1), z[SUB], bias)
+    assert torch.allclose(all_[1], pair, atol=1e-5)

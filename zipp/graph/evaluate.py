@@ -93,10 +93,15 @@ def model_metrics(model, graph: Graph, z: dict[str, Tensor], part: str, k: int, 
         return {}
     zu, zs = z[USER].to(device), z[SUB].to(device)
     neg = eval_negatives(graph, pos, seed)
-    p_pos = torch.sigmoid(model.decode(zu[pos[0].to(device)], zs[pos[1].to(device)])).float().cpu().numpy()
-    p_neg = torch.sigmoid(model.decode(zu[neg[0].to(device)], zs[neg[1].to(device)])).float().cpu().numpy()
+    bias = model.subreddit_logit_bias(graph.data[SUB].emb_idx.to(device))  # [S] or None
+
+    def prob(pairs):
+        s = pairs[1].to(device)
+        return torch.sigmoid(model.decode(zu[pairs[0].to(device)], zs[s], None if bias is None else bias[s])).float().cpu().numpy()
+
+    p_pos, p_neg = prob(pos), prob(neg)
     acc = float(((p_pos > 0.5).sum() + (p_neg <= 0.5).sum()) / (p_pos.size + p_neg.size))
-    hits = hits_at_k(lambda us: model.score_all(zu[us.to(device)], zs).cpu(), graph, pos, k, max_users, seed)
+    hits = hits_at_k(lambda us: model.score_all(zu[us.to(device)], zs, sub_bias=bias).cpu(), graph, pos, k, max_users, seed)
     out = {f"{part}_acc": acc, f"{part}_auc": _auc(p_pos, p_neg), f"{part}_hits": hits}
     if getattr(model, "align_proj", None) is not None and graph.images is not None:
         out[f"{part}_align_top1"] = image_retrieval_top1(model, graph, zu, pos[0].unique(), seed)

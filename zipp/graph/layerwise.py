@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from zipp.graph.build import SUB, USER
+from zipp.graph.build import REV, SUB, USER
 from zipp.graph.model import RELATIONS, ZippGAT
 
 
@@ -88,6 +88,19 @@ def layerwise_embed(
                 if want:
                     attn[model.layer_names[layer]] = alpha_all
             h = new
+        if model.hist_ctx is not None:  # FISM-style history path: weighted sums over edge chunks
+            rev = data[REV]
+            n_users = h[USER].size(0)
+            num = torch.zeros((n_users, model.spec.history_dim), device=device)
+            den = torch.zeros(n_users, device=device)
+            emb_idx = data[SUB].emb_idx
+            for a in range(0, rev.edge_index.size(1), batch_edges):
+                src, dst = rev.edge_index[0][a:a + batch_edges], rev.edge_index[1][a:a + batch_edges]
+                n_, d_ = model.history_sums(emb_idx[src].to(device), rev.edge_attr[a:a + batch_edges].to(device), dst.to(device), n_users)
+                num += n_
+                den += d_
+            out = model.add_history({USER: h[USER].to(device), SUB: h[SUB].to(device)}, num, den, emb_idx.to(device))
+            h = {k: v.cpu() for k, v in out.items()}
         return h, attn
     finally:
         model.train(was_training)
