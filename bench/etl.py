@@ -7,6 +7,8 @@ one run on the same cores, every figure printed.
   (c) the floor Reddit-dump scripts reach: python-zstandard read_to_iter + orjson, one process
   (d) the limits: python-zstandard decompression alone; Polars scan_ndjson with a schema -> edges, 1 thread
   + per-record time of the ingest at --scale x the data, and peak memory (PSS of driver, JVM and workers)
+    (the decompressing worker's RSS follows the month size up to the dumps' 2 GiB zstd window: the decoder
+    touches its window buffer as data flows; every other worker is bounded by etl.chunk_bytes)
 
     .venv/bin/python bench/etl.py                 # 1 GiB month, then 4x
     .venv/bin/python bench/etl.py --size-mb 200 --scale 2   # quicker
