@@ -183,18 +183,25 @@ def build_tiny_llm(folder: str | Path, seed: int = 0, vocab_size: int = 4096) ->
     import torch
     from transformers import LlamaForCausalLM
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    def write(tmp: Path) -> None:
         tokenizer = train_tokenizer(vocab_size=vocab_size, seed=seed)
         tokenizer.save_pretrained(tmp)
         torch.manual_seed(seed)
         model = LlamaForCausalLM(llama_config(len(tokenizer), tokenizer))
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "ZIPP_TINY_MODEL.txt").write_text(
-            "Random-weight tiny Llama built by zipp.models.tiny_llm for tests: outputs are NOT meaningful.\n"
-        )
+
+    return build_atomically(folder, write, "Random-weight tiny Llama built by zipp.models.tiny_llm")
+
+
+def build_atomically(folder: Path, write, what: str) -> Path:
+    """Run ``write(tmp)`` into a temporary sibling folder, label it as not meaningful, and rename it to
+    ``folder``: concurrent workers building the same model never see a half-written one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write(tmp)
+        (tmp / "ZIPP_TINY_MODEL.txt").write_text(f"{what} for tests: outputs are NOT meaningful.\n")
         try:
             os.rename(tmp, folder)
         except OSError:  # another worker won the race: keep theirs

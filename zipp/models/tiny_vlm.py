@@ -18,9 +18,6 @@ cost depends on the image's size. With the limits below an image costs 4..64 tok
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 TINY_QWEN2_VL = "tiny-qwen2-vl"
@@ -97,30 +94,17 @@ def build_tiny_vlm(folder: str | Path, seed: int = 0, vocab_size: int = 4096) ->
     import torch
     from transformers import Qwen2VLForConditionalGeneration
 
-    from zipp.models.tiny_llm import train_tokenizer
+    from zipp.models.tiny_llm import build_atomically, train_tokenizer
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    def write(tmp: Path) -> None:
         tokenizer = train_tokenizer(vocab_size=vocab_size, seed=seed, extra_special_tokens=VISION_TOKENS,
                                     chat_template=CHAT_TEMPLATE)
-        processor = make_processor(tokenizer)
-        processor.save_pretrained(tmp)
+        make_processor(tokenizer).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)  # tokenizer_config.json keeps the chat template for AutoTokenizer users
         torch.manual_seed(seed)
         model = Qwen2VLForConditionalGeneration(qwen2_vl_config(tokenizer))
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "ZIPP_TINY_MODEL.txt").write_text(
-            "Random-weight tiny Qwen2-VL built by zipp.models.tiny_vlm for tests: outputs are NOT meaningful.\n"
-        )
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another worker won the race: keep theirs
-            if not (folder / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    return build_atomically(folder, write, "Random-weight tiny Qwen2-VL built by zipp.models.tiny_vlm")
