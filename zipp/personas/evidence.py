@@ -99,29 +99,12 @@ class Plan:
     default_idf: float
 
 
-def scan_delta(lake: str | Path, name: str, columns: list[str] | None = None, flt=None) -> pa.Table:
-    """Filtered read of a Delta table (filter pushed down to Parquet statistics).
-
-    Files rewritten by delta-rs DELETE/MERGE can carry Utf8View columns, whose statistics pyarrow's
-    dataset filter cannot compare with plain strings (``no kernel matching input types (string,
-    string_view)``); then the filter runs in memory instead."""
-    from deltalake import DeltaTable
-
-    ds = DeltaTable(str(Path(lake) / name)).to_pyarrow_dataset()
-    try:
-        return ds.to_table(columns=columns, filter=flt)
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-        if flt is None:
-            raise
-        return ds.to_table().filter(flt).select(columns or ds.schema.names)
-
-
-def _read(lake, name: str, columns: list[str], flt=None) -> pa.Table:
-    from zipp.lake import exists
+def _read(lake, name: str, columns: list[str], filters: list[tuple] | None = None) -> pa.Table:
+    from zipp.lake import exists, read_arrow
 
     if not exists(lake, name):
         return pa.table({c: pa.array([], pa.string()) for c in columns}).slice(0, 0)
-    return scan_delta(lake, name, columns, flt)
+    return read_arrow(lake, name, columns, filters)
 
 
 def resolve_plan(lake: str | Path, cfg: PersonasConfig, current_run: str | None = None) -> Plan:
@@ -191,14 +174,13 @@ class EvidenceSource:
         keys = sorted(set(user_keys))
         if not keys:
             return {}
-        in_batch = pc.field("user_key").isin(pa.array(keys, pa.string()))
+        in_batch = [("user_key", "in", keys)]
         edges = _read(self.lake, tables.GOLD_EDGES, [
             "user_id", "user_key", "subreddit", "n_comments", "n_submissions", "n_image_posts", "score_sum", "active_months",
         ], in_batch)
         att = None
         if self.plan.ranking == "attention":
-            flt = in_batch & (pc.field("layer") == self.plan.attention_layer) & (pc.field("head") == -1) & (
-                pc.field("run") == self.plan.attention_run)
+            flt = in_batch + [("layer", "=", self.plan.attention_layer), ("head", "=", -1), ("run", "=", self.plan.attention_run)]
             att = _read(self.lake, tables.GOLD_ATTENTION, ["user_id", "user_key", "subreddit", "attention"], flt)
         snips = _read(self.lake, tables.GOLD_SNIPPETS, ["user_key", "subreddit", "snippet_id", "kind", "text", "score", "rank"], in_batch)
         imgs = embs = None

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from zipp import tables
-from zipp.lake import exists, table_uri, write_arrow
+from zipp.lake import exists, read_arrow, table_uri, write_arrow
 from zipp.personas.backends.base import PersonaResult
 from zipp.personas.schema import Persona, persona_to_json
 
@@ -56,10 +56,7 @@ def to_table(rows: Sequence[Mapping]) -> pa.Table:
 def read_personas(lake: str | Path, columns: Iterable[str] | None = None, user_keys: Sequence[str] | None = None) -> pa.Table:
     if not exists(lake, NAME):
         return SCHEMA.empty_table() if columns is None else SCHEMA.empty_table().select(list(columns))
-    from zipp.personas.evidence import scan_delta
-
-    flt = pc.field("user_key").isin(pa.array(list(user_keys), pa.string())) if user_keys is not None else None
-    return scan_delta(lake, NAME, list(columns) if columns else None, flt)
+    return read_arrow(lake, NAME, columns, [("user_key", "in", list(user_keys))] if user_keys is not None else None)
 
 
 def max_versions(lake: str | Path, user_keys: Sequence[str] | None = None) -> dict[str, int]:
