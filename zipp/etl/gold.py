@@ -83,23 +83,26 @@ def _next_id(lake: str | Path, table: str, id_map: str, col: str) -> int:
     return max(wm, (mx + 1) if mx is not None else 0)
 
 
-def _staged_max(stage_dir: Path, col: str) -> int | None:
-    import pyarrow.compute as pc
+def _staged_column(stage_dir: Path, col: str) -> pa.ChunkedArray | None:
+    """One column of the Parquet files Spark staged under ``stage_dir`` (None when there are none)."""
     import pyarrow.dataset as ds
 
     files = [str(p) for p in stage_dir.rglob("*.parquet")]
-    if not files:
-        return None
-    return pc.max(ds.dataset(files, format="parquet").to_table(columns=[col]).column(col)).as_py()
+    return ds.dataset(files, format="parquet").to_table(columns=[col]).column(col) if files else None
+
+
+def _staged_max(stage_dir: Path, col: str) -> int | None:
+    import pyarrow.compute as pc
+
+    values = _staged_column(stage_dir, col)
+    return None if values is None else pc.max(values).as_py()
 
 
 def _value_counts(stage_dir: Path, col: str) -> dict:
-    import pyarrow.dataset as ds
-
-    files = [str(p) for p in stage_dir.rglob("*.parquet")]
-    if not files:
+    values = _staged_column(stage_dir, col)
+    if values is None:
         return {}
-    vc = ds.dataset(files, format="parquet").to_table(columns=[col]).column(col).value_counts()
+    vc = values.value_counts()
     return {v.as_py(): c.as_py() for v, c in zip(vc.field("values"), vc.field("counts"))}
 
 

@@ -165,8 +165,6 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
                  etl: EtlConfig, salt: str, out_dir: str):
     from zipp.etl.schemas import GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
 
-    comp = etl.parquet_compression
-
     def run(batches):
         import pyarrow.parquet as pq
 
@@ -178,10 +176,10 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
                 kind, uri = tasks[i]
                 df = transform(pq.read_table(uri), kind, months, losers[kind], authors)
                 part = f"part-{i:06d}.parquet"
-                _write_parts(df, out_dir, f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp)
+                _write_parts(df, out_dir, f"silver__{kind}", SILVER_SCHEMAS[kind], part, etl.parquet_compression)
                 pairs, cands = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
-                _write_parts(pairs, out_dir, "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
-                _write_parts(cands, out_dir, "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
+                _write_parts(pairs, out_dir, "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", etl.parquet_compression)
+                _write_parts(cands, out_dir, "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", etl.parquet_compression)
                 yield pa.RecordBatch.from_pylist([{"kind": kind, "facts": json.dumps(_facts(df, kind))}],
                                                  schema=pa.schema([("kind", pa.string()), ("facts", pa.string())]))
 
@@ -192,9 +190,9 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
     rows created in ``months``. One aggregation over the id/retrieval/position columns only; the
     duplicated groups (rare) come back to the driver, which picks the winners."""
-    from pyspark.sql import functions as F
-
     from functools import reduce
+
+    from pyspark.sql import functions as F
 
     from zipp.etl.delta import read_table
     from zipp.etl.parse import month_bounds

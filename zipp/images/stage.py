@@ -85,7 +85,7 @@ class EmbedImagesStage(Stage):
         previous = (lk.read_arrow(ctx.lake, GOLD_IMAGE_EMBEDDINGS, columns=["url", "user_id", "sha256", "status", "model_id"])
                     if lk.exists(ctx.lake, GOLD_IMAGE_EMBEDDINGS) else None)
         p = plan(pairs, previous, mid)
-        todo, known = p.todo, p.known
+        todo = p.todo
         result = StageResult(rows_in=pairs.num_rows, extra={"model_id": mid, "up_to_date": pairs.num_rows - todo.num_rows})
         if todo.num_rows == 0:
             result.extra.update(written=False, table_version=lk.version(ctx.lake, GOLD_IMAGE_EMBEDDINGS))
@@ -104,7 +104,7 @@ class EmbedImagesStage(Stage):
             fetcher = Fetcher(cfg, cache, rewrite=rewrite)
             for n, shard in enumerate(shards):
                 rows = todo.filter(pc.is_in(todo["url"], value_set=pa.array(shard, pa.string())))
-                self._shard(ctx, rows, shard, p, known, cache, fetcher, mid, totals)
+                self._shard(ctx, rows, shard, p, cache, fetcher, mid, totals)
                 advance(len(shard))
                 if os.environ.get("ZIPP_IMAGES_FAIL_AFTER_SHARD") == str(n):  # failpoint for the resume test
                     raise RuntimeError(f"injected failure after committing image shard {n}")
@@ -122,12 +122,12 @@ class EmbedImagesStage(Stage):
         return result
 
     @staticmethod
-    def _shard(ctx: StageContext, todo: pa.Table, urls: list[str], p: Plan, known: dict[str, str], cache: ImageCache,
+    def _shard(ctx: StageContext, todo: pa.Table, urls: list[str], p: Plan, cache: ImageCache,
                fetcher: Fetcher, mid: str, totals: dict) -> None:
         """Fetch, embed and commit the rows of one shard of URLs."""
         cfg = ctx.cfg.images
         # 1. fetch what the cache cannot answer
-        status: dict[str, tuple[str, str | None]] = {u: (OK, known[u]) for u in urls if cache.has(known.get(u))}
+        status: dict[str, tuple[str, str | None]] = {u: (OK, p.known[u]) for u in urls if cache.has(p.known.get(u))}
         to_fetch = [u for u in urls if u not in status]
         if to_fetch:
             fetched = fetcher.fetch_all(to_fetch)
