@@ -41,6 +41,15 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "bench" / "out"))
     args = ap.parse_args()
 
+    out = references(args.lake, args.truth, args.salt)
+    print(json.dumps(out, indent=1))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "graph_ceiling.json").write_text(json.dumps(out, indent=2))
+
+
+def references(lake: str | Path, truth: str | Path, salt: str, gcfg=None) -> dict:
+    """Edge kinds of train/test edges and the test posting accuracy (+ AUC) of every reference;
+    ``gcfg``: the trainer's GraphConfig (its split settings), default GraphConfig()."""
     import numpy as np
     import pandas as pd
     import torch
@@ -53,18 +62,18 @@ def main() -> None:
     from zipp.identity import user_key
 
     torch.manual_seed(0)
-    gold = load_gold(args.lake)
-    g = build_graph(gold, GraphConfig(), split=True)
+    gold = load_gold(lake)
+    g = build_graph(gold, gcfg or GraphConfig(), split=True)
     U, S = g.num_users, g.num_subreddits
     tr, val, test = g.split["train"], g.split["val"], g.split["test"]
     vneg, tneg = eval_negatives(g, val, 7), eval_negatives(g, test, 0)  # test negatives = the trainer's (seed 0)
 
-    subs = pd.read_parquet(Path(args.truth) / "subreddits.parquet")
-    users = pd.read_parquet(Path(args.truth) / "users.parquet")
+    subs = pd.read_parquet(Path(truth) / "subreddits.parquet")
+    users = pd.read_parquet(Path(truth) / "users.parquet")
     kind_of = dict(zip(subs.subreddit.str.lower(), subs.community))
     names = np.array([str(n).lower() for n in g.sub_names], dtype=object)
     kind = np.array([kind_of.get(n, "?") for n in names], dtype=object)
-    by_key = {user_key(a, args.salt): r for a, r in zip(users.author, users.itertuples())}
+    by_key = {user_key(a, salt): r for a, r in zip(users.author, users.itertuples())}
     interests = [set(by_key[k].interests) if k in by_key else set() for k in g.user_keys]
     home = [{s.lower() for s in by_key[k].home_subreddits} if k in by_key else set() for k in g.user_keys]
 
@@ -118,9 +127,7 @@ def main() -> None:
     truth_int = torch.tensor([[kind[s] in interests[u] for s in range(S)] for u in range(U)], dtype=torch.float)
     res["true_interests"] = fit_eval(truth_int)
     out["test_posting_accuracy"] = res
-    print(json.dumps(out, indent=1))
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "graph_ceiling.json").write_text(json.dumps(out, indent=2))
+    return out
 
 
 def _fism(g, U, S, EDGE, F, torch, _auc, vneg, dim: int = 32, steps: int = 300) -> dict:

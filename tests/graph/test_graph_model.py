@@ -127,3 +127,40 @@ def test_history_path_and_subreddit_bias_are_inductive_and_exact_layerwise(small
         all_ = model.score_all(z[USER][:3], z[SUB], sub_bias=bias)
         pair = model.decode(z[USER][1].expand(z[SUB].size(0), -1), z[SUB], bias)
     assert torch.allclose(all_[1], pair, atol=1e-5)
+
+
+def test_activity_prior_starts_attention_at_each_users_activity_share(planted_small, small_graph):
+    """With the learned GATv2 term zeroed, attention over a user's subreddits is
+    (1 + activity) / sum(1 + activity) for gamma = 1; gamma is learned, and inference layer by layer
+    gives the same attention as the full forward."""
+    model = _model(small_graph, attention_activity_prior=True).eval()
+    assert sum(p.numel() for n, p in model.named_parameters() if n.endswith("prior_gamma")) == 2 * 2 * 2  # layers x relations x heads
+    with torch.no_grad():
+        for conv in model.convs:
+            for c in conv.values():
+                c.att.zero_()
+        _, attn = model.embed(small_graph.data, return_attention=True)
+    edges = planted_small.edges.to_pandas()
+    activity = dict(zip(zip(edges.user_id, edges.subreddit_id), edges.n_comments + edges.n_submissions))
+    ei, alpha = attn[("conv2", "s2u")]  # (subreddit, user) edges
+    act = torch.tensor([float(activity[(small_graph.user_ids[u], small_graph.sub_ids[s])]) for s, u in ei.T.tolist()])
+    want = (1 + act) / scatter(1 + act, ei[1], dim=0, reduce="sum", dim_size=small_graph.num_users)[ei[1]]
+    assert torch.allclose(alpha, want[:, None].expand_as(alpha), atol=1e-4)
+    assert not torch.allclose(want, 1 / torch.bincount(ei[1]).float()[ei[1]])  # counts differ: not uniform
+    z, lw = layerwise_embed(model, small_graph.data, batch_nodes=7, batch_edges=20, attention=True)
+    assert torch.allclose(lw["conv2"], alpha, atol=1e-5)
+    clone = ZippGAT(ModelSpec(**model.spec.to_dict()))  # the spec carries the feature standardisation
+    clone.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(clone.eval().embed(small_graph.data)[USER], z[USER], atol=1e-5)
+
+
+def test_last_layer_can_have_its_own_head_count(small_graph):
+    model = _model(small_graph, last_layer_heads=1).eval()
+    with torch.no_grad():
+        full, attn = model.embed(small_graph.data, return_attention=True)
+    assert attn[("conv1", "s2u")][1].shape[1] == 2 and attn[("conv2", "s2u")][1].shape[1] == 1
+    assert full[USER].shape == (small_graph.num_users, 16)  # one head of width hidden_dim
+    z, lw = layerwise_embed(model, small_graph.data, batch_nodes=7, batch_edges=20, attention=True)
+    assert torch.allclose(z[USER], full[USER], atol=1e-5)
+    assert torch.allclose(lw["conv2"], attn[("conv2", "s2u")][1], atol=1e-5) and lw["conv1"].shape[1] == 2

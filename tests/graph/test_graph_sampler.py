@@ -204,3 +204,59 @@ def test_backend_choice_follows_what_is_installed(small_graph):
         with pytest.raises(ImportError, match="graph.sampler=torch"):
             make_neighbor_sampler(small_graph.data, [2, 2], "pyg")
     assert isinstance(make_neighbor_sampler(small_graph.data, [2, 2], "torch"), TorchNeighborSampler)
+
+
+def test_activity_weighted_positives_are_each_edges_own_activity(tmp_path, planted_small, small_graph):
+    from zipp.graph.train import positive_weights
+
+    graph, train = small_graph, small_graph.split["train"]
+    edges = planted_small.edges.to_pandas()
+    activity = dict(zip(zip(edges.user_id, edges.subreddit_id), edges.n_comments + edges.n_submissions))
+    want = torch.tensor([float(activity[(graph.user_ids[u], graph.sub_ids[s])]) for u, s in train.T.tolist()],
+                        dtype=torch.float64)
+    assert positive_weights(graph, graph_config(tmp_path, "graph.positive_weighting=uniform").graph, train) is None
+    got_log = positive_weights(graph, graph_config(tmp_path, "graph.positive_weighting=log_activity").graph, train)
+    got_lin = positive_weights(graph, graph_config(tmp_path, "graph.positive_weighting=activity").graph, train)
+    assert torch.allclose(got_log, torch.log1p(want)) and torch.equal(got_lin, want.clamp_min(1.0))
+    part = train[:, 5:17]  # a rank's slice: weights follow its edges, not the table order
+    assert torch.equal(positive_weights(graph, graph_config(tmp_path, "graph.positive_weighting=activity").graph, part),
+                       want[5:17].clamp_min(1.0))
+
+
+def test_weighted_positives_are_drawn_by_activity(tmp_path, small_graph):
+    cfg = graph_config(tmp_path, "graph.positive_weighting=activity", "graph.batch_size=4096")
+    graph, n_sub = small_graph, small_graph.num_subreddits
+    from zipp.graph.train import positive_weights
+
+    w = positive_weights(graph, cfg.graph, graph.split["train"])
+    heavy = set(pair_keys(graph.split["train"][:, w >= w.median()], n_sub).tolist())
+    drawn = []
+    for _ in range(20):
+        for batch in make_loader(graph, cfg.graph, graph.split["train"]):
+            eli, label = batch[EDGE].edge_label_index, batch[EDGE].edge_label
+            drawn += (batch[USER].n_id[eli[0]] * n_sub + batch[SUB].n_id[eli[1]])[label == 1].tolist()
+    share_heavy = sum(k in heavy for k in drawn) / len(drawn)
+    expected = float(w[w >= w.median()].sum() / w.sum())  # uniform would give about half
+    assert abs(share_heavy - expected) < 0.03 and expected > 0.6
+
+
+def test_popularity_weighted_negatives_follow_training_degree(small_graph):
+    n_sub = small_graph.num_subreddits
+    deg = torch.bincount(small_graph.split["train"][1], minlength=n_sub).double()
+    num_nodes = {USER: small_graph.num_users, SUB: n_sub}
+    known = pair_keys(small_graph.split["train"], n_sub)
+    src = torch.zeros(20000, dtype=torch.long)  # user 0 against everything it never posted in
+    counts = {}
+    for weights in (None, deg + 1.0):
+        s = LinkNeighborSampler(make_neighbor_sampler(small_graph.data, [2, 2], "torch"), num_nodes, known_keys=known,
+                                neg_weights=weights)
+        neg_src, neg_dst = s.negatives(src)
+        assert not set((neg_src * n_sub + neg_dst).tolist()) & set(known.tolist())
+        counts[weights is None] = torch.bincount(neg_dst, minlength=n_sub).double()
+    free = torch.ones(n_sub, dtype=torch.bool)
+    free[small_graph.split["train"][1][small_graph.split["train"][0] == 0]] = False
+    popular, rare = torch.argmax(torch.where(free, deg, -1.0)), torch.argmin(torch.where(free, deg, 1e9))
+    weighted, uniform = (float(counts[k][popular] / counts[k][rare].clamp_min(1.0)) for k in (False, True))
+    want = float((deg[popular] + 1) / (deg[rare] + 1))
+    assert weighted > 2.0 * uniform  # uniform: about 1
+    assert abs(weighted - want) < 0.35 * want

@@ -97,7 +97,7 @@ def embed_users(cfg: ZippConfig, run_dir: Path, run: str, rows_per_write: int = 
 
     rev = graph.data[REV].edge_index  # [2, E]: (subreddit idx, user idx)
     e_sub, e_user = rev[0].numpy(), rev[1].numpy()
-    heads = model.spec.heads
+    heads = max(a.size(1) for a in attn.values()) if attn else model.spec.heads
 
     def attn_parts():
         estep = max(1, rows_per_write // ((heads + 1) * max(len(attn), 1)))
@@ -109,7 +109,7 @@ def embed_users(cfg: ZippConfig, run_dir: Path, run: str, rows_per_write: int = 
                 cols: dict[str, list] = {k: [] for k in ("u", "s", "layer", "head", "att")}
                 for layer, alpha in attn.items():
                     al = alpha[torch.from_numpy(idx)].numpy()
-                    for h in [*range(heads), -1]:
+                    for h in [*range(al.shape[1]), -1]:
                         cols["u"].append(u)
                         cols["s"].append(s)
                         cols["layer"].append(np.full(idx.size, layer, dtype=object))
@@ -134,6 +134,6 @@ def embed_users(cfg: ZippConfig, run_dir: Path, run: str, rows_per_write: int = 
     log.info("embed-users: %d users (%d not seen in training), %d attention rows", n_emb, new_users, n_att)
     return {
         "users": n_emb, "new_users": new_users, "attention_rows": n_att, "edges": int(rev.size(1)),
-        "layers": list(attn), "heads": heads, "checkpoint": checkpoint,
+        "layers": list(attn), "heads": {layer: int(a.size(1)) for layer, a in attn.items()}, "checkpoint": checkpoint,
         "subreddits_out_of_vocab": graph.meta["subreddits_out_of_vocab"],
     }

@@ -61,8 +61,8 @@ def layerwise_embed(
         for rel, et, src_t, dst_t in RELATIONS:
             adj[rel] = csc(data[et].edge_index, data[dst_t].num_nodes)
         attn: dict[str, Tensor] = {}
-        heads = model.spec.heads
         for layer in range(model.spec.num_layers):
+            heads = model.layer_heads(layer)
             new = {}
             for rel, et, src_t, dst_t in RELATIONS:
                 colptr, src_sorted, eid_sorted = adj[rel]

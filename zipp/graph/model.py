@@ -10,8 +10,8 @@ incoming edges of the destination) is what ranks a user's subreddits.
 Users have no id embedding (inductive); subreddits have a learnable id embedding with one shared
 out-of-vocabulary row.
 
-Two optional, inductive additions make popularity and co-occurrence easy to express (on generated
-dumps the plain GAT only tied a popularity baseline):
+Optional, inductive additions (none is a per-user parameter: a user added later gets them from
+its edges):
 
 * ``history_dim > 0``: a FISM-style bag-of-subreddits path. The user's representation gets the
   weighted mean of its (message-passing) subreddits' *context* embeddings (a second per-subreddit
@@ -20,11 +20,14 @@ dumps the plain GAT only tied a popularity baseline):
   so the dot decoder contains FISM's ``<mean context, target>`` term exactly. Both are projected to
   ``hidden_dim`` and added after the GAT layers (the attention path is untouched).
 * ``subreddit_bias``: a learnable per-subreddit logit bias in the link decoder (popularity prior).
+* ``activity_prior``: attention logits get ``gamma[h] * log1p(comments + submissions)`` of the edge
+  (``gamma`` learned per head, from 1), so attention starts as the user's activity share and the
+  GATv2 term moves it from there. Link prediction alone has no reason to rank a user's
+  subreddits by what the user is about: on generated dumps half of a user's distinct subreddits are
+  one-off comments in big subreddits, and some heads learn to attend to those (they say how much
+  of a user is drive-by activity), others to the user's interests; see ``bench/graph_quality.py``.
 
-Neither is a per-user parameter: a user added later gets the history path from its edges. Both are
-off by default: on a 2000-user generated dump (``etl.min_interactions=2``) they did not move test
-posting accuracy beyond seed noise (~0.69 vs popularity 0.669, FISM 0.709) and the history path
-lowered how often top attention falls on a planted interest. ImageAlign: symmetric InfoNCE between a projection of the user embedding and
+ImageAlign: symmetric InfoNCE between a projection of the user embedding and
 the user's mean CLIP embedding, in-batch negatives, learnable temperature (CLIP-style
 ``logit_scale``, capped at 100).
 """
@@ -54,6 +57,7 @@ class ModelSpec:
     sub_vocab: int
     hidden_dim: int = 64
     heads: int = 4
+    last_layer_heads: int | None = None  # heads of the last layer (None: ``heads``)
     num_layers: int = 2
     sub_id_dim: int = 16
     dropout: float = 0.1
@@ -63,6 +67,10 @@ class ModelSpec:
     temperature: float = 0.07
     history_dim: int = 0  # FISM-style user history path (0 = off)
     subreddit_bias: bool = False  # learnable per-subreddit bias in the decoder
+    # attention logits + gamma_head * log1p(comments + submissions) of the edge; the first two edge
+    # features are standardised log1p counts, un-standardised with these (mean0, std0, mean1, std1)
+    activity_prior: bool = False
+    activity_stats: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,10 +82,49 @@ def spec_from_config(gcfg, graph) -> ModelSpec:
     return ModelSpec(
         user_in=int(data[USER].x.size(1)), sub_in=int(data[SUB].x.size(1)), edge_dim=int(data[EDGE].edge_attr.size(1)),
         sub_vocab=len(graph.stats["sub_vocab"]), hidden_dim=gcfg.hidden_dim, heads=gcfg.heads,
+        last_layer_heads=gcfg.last_layer_heads,
         num_layers=gcfg.num_layers, sub_id_dim=gcfg.subreddit_id_dim, dropout=gcfg.dropout,
         attention_dropout=gcfg.attention_dropout, decoder=gcfg.decoder, image_dim=image_dim,
         temperature=gcfg.image_align_temperature, history_dim=gcfg.history_dim, subreddit_bias=gcfg.subreddit_bias,
+        activity_prior=gcfg.attention_activity_prior, activity_stats=activity_stats(graph.stats),
     )
+
+
+def activity_stats(stats: dict) -> tuple[float, float, float, float]:
+    """Mean and std of the standardised log1p(comments) and log1p(submissions) edge features."""
+    m, sd = stats["edge"]["mean"], stats["edge"]["std"]
+    return (float(m[0]), float(sd[0]), float(m[1]), float(sd[1]))
+
+
+def _prior_conv_class():
+    from torch_geometric.nn import GATv2Conv
+    from torch_geometric.utils import softmax
+
+    class ActivityPriorGATv2Conv(GATv2Conv):
+        """GATv2 whose attention logits get ``gamma[h] * log1p(comments + submissions)`` of each
+        edge before the softmax: attention over a user's subreddits starts as a share of the
+        user's activity and the learned GATv2 term moves it from there (gamma is learned per head,
+        from 1). Everything else is PyG's GATv2Conv."""
+
+        def __init__(self, *args, activity_stats: tuple[float, float, float, float], **kw):
+            super().__init__(*args, **kw)
+            self.register_buffer("act_stats", torch.tensor(activity_stats, dtype=torch.float32), persistent=True)
+            self.prior_gamma = nn.Parameter(torch.ones(self.heads))
+
+        def activity_log(self, edge_attr: Tensor) -> Tensor:
+            m0, s0, m1, s1 = self.act_stats
+            n = torch.expm1(edge_attr[:, 0] * s0 + m0).clamp_min(0) + torch.expm1(edge_attr[:, 1] * s1 + m1).clamp_min(0)
+            return torch.log1p(n)
+
+        def edge_update(self, x_j: Tensor, x_i: Tensor, edge_attr: Tensor | None, index: Tensor, ptr: Tensor | None,
+                        dim_size: int | None) -> Tensor:
+            x = x_i + x_j + self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
+            x = F.leaky_relu(x, self.negative_slope)
+            logits = (x * self.att).sum(dim=-1) + self.prior_gamma * self.activity_log(edge_attr)[:, None]
+            alpha = softmax(logits, index, ptr, dim_size)
+            return F.dropout(alpha, p=self.dropout, training=self.training)
+
+    return ActivityPriorGATv2Conv
 
 
 class ZippGAT(nn.Module):
@@ -92,10 +139,16 @@ class ZippGAT(nn.Module):
         self.sub_enc = nn.Sequential(nn.Linear(spec.sub_in + spec.sub_id_dim, h), nn.ReLU(), nn.Linear(h, h))
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
-        for _ in range(spec.num_layers):
+        conv_cls, extra = GATv2Conv, {}
+        if spec.activity_prior:
+            if spec.activity_stats is None:
+                raise ValueError("activity_prior needs activity_stats (the edge feature standardisation)")
+            conv_cls, extra = _prior_conv_class(), {"activity_stats": tuple(spec.activity_stats)}
+        for layer in range(spec.num_layers):
+            nh = self.layer_heads(layer)
             self.convs.append(nn.ModuleDict({
-                rel: GATv2Conv((h, h), h // spec.heads, heads=spec.heads, edge_dim=spec.edge_dim,
-                               add_self_loops=False, dropout=spec.attention_dropout)
+                rel: conv_cls((h, h), h // nh, heads=nh, edge_dim=spec.edge_dim,
+                              add_self_loops=False, dropout=spec.attention_dropout, **extra)
                 for rel, *_ in RELATIONS
             }))
             self.norms.append(nn.ModuleDict({USER: nn.LayerNorm(h), SUB: nn.LayerNorm(h)}))
@@ -125,6 +178,11 @@ class ZippGAT(nn.Module):
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / spec.temperature)))
         else:
             self.align_proj = None
+
+    def layer_heads(self, layer: int) -> int:
+        """Attention heads of layer ``layer`` (0-based)."""
+        last = self.spec.last_layer_heads
+        return last if (last and layer == self.spec.num_layers - 1) else self.spec.heads
 
     @property
     def layer_names(self) -> list[str]:

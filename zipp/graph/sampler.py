@@ -200,8 +200,11 @@ class LinkNeighborSampler(BaseSampler):
         known_keys: Tensor | None = None,
         exclude_seed_edges: bool = True,
         resample_rounds: int = 20,
+        neg_weights: Tensor | None = None,
     ):
         self.base = base
+        # per-subreddit weights of the negatives' subreddits (None: uniform)
+        self.neg_weights = None if neg_weights is None else neg_weights.to(torch.float64)
         self.num_nodes = dict(num_nodes)
         self.neg_ratio = float(neg_ratio)
         self.known_keys = known_keys.sort().values if known_keys is not None else None
@@ -222,13 +225,18 @@ class LinkNeighborSampler(BaseSampler):
         n_sub = self.num_nodes[SUB]
         num_neg = math.ceil(src.numel() * self.neg_ratio)
         neg_src = src[torch.arange(num_neg) % max(src.numel(), 1)]
-        neg_dst = torch.randint(n_sub, (num_neg,))
+        neg_dst = self._draw_subreddits(num_neg, n_sub)
         for _ in range(self.resample_rounds):
             bad = self._is_known(neg_src * n_sub + neg_dst)
             if not bool(bad.any()):
                 break
-            neg_dst[bad] = torch.randint(n_sub, (int(bad.sum()),))
+            neg_dst[bad] = self._draw_subreddits(int(bad.sum()), n_sub)
         return neg_src, neg_dst
+
+    def _draw_subreddits(self, n: int, n_sub: int) -> Tensor:
+        if self.neg_weights is None or n == 0:
+            return torch.randint(n_sub, (n,))
+        return torch.multinomial(self.neg_weights, n, replacement=True)
 
     def sample_from_edges(self, inputs: EdgeSamplerInput, neg_sampling: NegativeSampling | None = None) -> HeteroSamplerOutput:
         if neg_sampling is not None:

@@ -110,12 +110,39 @@ def make_loader(graph: Graph, g: GraphConfig, edges: torch.Tensor, shuffle: bool
     sampler = LinkNeighborSampler(
         base, num_nodes, neg_ratio=g.neg_ratio,
         known_keys=pair_keys(graph.split["train"], graph.num_subreddits),  # training edges only: no held-out knowledge
-        exclude_seed_edges=g.exclude_seed_edges,
+        exclude_seed_edges=g.exclude_seed_edges, neg_weights=negative_weights(graph, g),
     )
+    weights = positive_weights(graph, g, edges)
+    order = {"shuffle": shuffle} if weights is None else {
+        "sampler": torch.utils.data.WeightedRandomSampler(weights, num_samples=weights.numel(), replacement=True)}
     return LinkLoader(
         graph.data, link_sampler=sampler, edge_label_index=(EDGE, edges), batch_size=g.batch_size,
-        shuffle=shuffle, num_workers=g.loader_workers, persistent_workers=g.loader_workers > 0,
+        num_workers=g.loader_workers, persistent_workers=g.loader_workers > 0, **order,
     )
+
+
+def positive_weights(graph: Graph, g: GraphConfig, edges: torch.Tensor) -> torch.Tensor | None:
+    """Sampling weights of training positives ``edges`` (message-passing edges of ``graph``):
+    None (uniform), or log1p(comments + submissions) or that count itself, recovered from the standardised edge features."""
+    if g.positive_weighting == "uniform":
+        return None
+    store = graph.data[EDGE]
+    st = graph.stats["edge"]
+    mean, std = torch.tensor(st["mean"][:2], dtype=torch.float64), torch.tensor(st["std"][:2], dtype=torch.float64)
+    activity = torch.expm1(store.edge_attr[:, :2].double() * std + mean).clamp_min(0).sum(1)  # log1p(n) columns
+    keys = pair_keys(store.edge_index, graph.num_subreddits)
+    order = keys.argsort()
+    pos = torch.searchsorted(keys[order], pair_keys(edges, graph.num_subreddits)).clamp_max(max(keys.numel() - 1, 0))
+    act = activity[order][pos].round()
+    return torch.log1p(act) if g.positive_weighting == "log_activity" else act.clamp_min(1.0)
+
+
+def negative_weights(graph: Graph, g: GraphConfig) -> torch.Tensor | None:
+    """Per-subreddit weights of training negatives: (training degree + 1) ** exponent, or None (uniform)."""
+    if g.neg_popularity_exponent <= 0:
+        return None
+    deg = torch.bincount(graph.split["train"][1], minlength=graph.num_subreddits).double()
+    return (deg + 1.0) ** g.neg_popularity_exponent
 
 
 def build_model(g: GraphConfig, graph: Graph, seed: int | None = None):
