@@ -304,7 +304,7 @@ class PersonasConfig(Section):
     tokenizer: str | None = None  # budget-counting tokenizer; None = the model's
     token_budget: int = Field(4096, ge=256)  # max tokens of a whole rendered prompt, by `tokenizer`
     ranking: Literal["attention", "tfidf"] = "attention"
-    attention_layer: str | None = None  # None = the last layer in gold/user_subreddit_attention
+    attention_layer: str | None = None  # None = the first layer in gold/user_subreddit_attention
     attention_run: str | None = None  # None = the only run there (several runs: set it)
     max_subreddits: int = Field(20, ge=1)
     snippets_per_subreddit: int = Field(8, ge=0)

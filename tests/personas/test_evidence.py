@@ -40,12 +40,12 @@ def test_no_prompt_exceeds_the_budget_by_the_real_tokenizer(planted_lake, pcfg, 
         assert abs(sum(a["tokens"] for a in acc) - ev.evidence_tokens) <= 0.1 * ev.evidence_tokens + 8
 
 
-def test_communities_follow_conv2_mean_attention(planted_lake, pcfg, counter):
+def test_communities_follow_the_default_layers_mean_attention(planted_lake, pcfg, counter):
     cfg, inputs, packer, keys = _setup(planted_lake, pcfg, counter)
     lake = planted_lake[0]
     att = read_arrow(lake, tables.GOLD_ATTENTION)
     for k in keys[:10]:
-        rows = att.filter(pc.and_(pc.and_(pc.equal(att["user_key"], k), pc.equal(att["layer"], "conv2")), pc.equal(att["head"], -1)))
+        rows = att.filter(pc.and_(pc.and_(pc.equal(att["user_key"], k), pc.equal(att["layer"], "conv1")), pc.equal(att["head"], -1)))
         want = [r["subreddit"] for r in sorted(rows.to_pylist(), key=lambda r: (-r["attention"], r["subreddit"]))]
         got = [c.subreddit for c in inputs[k].communities]
         assert got == want[: cfg.personas.max_subreddits]
@@ -139,7 +139,8 @@ def test_attention_run_resolution(planted_lake, pcfg):
     lake, _ = planted_lake
     cfg = pcfg(f"paths.lake={lake}")
     assert resolve_plan(lake, cfg.personas).attention_run == "fixture"  # the only run
-    assert resolve_plan(lake, cfg.personas).attention_layer == "conv2"  # the last layer
+    assert resolve_plan(lake, cfg.personas).attention_layer == "conv1"  # the first layer
+    assert resolve_plan(lake, pcfg(f"paths.lake={lake}", "personas.attention_layer=conv2").personas).attention_layer == "conv2"
     att = read_arrow(lake, tables.GOLD_ATTENTION)
     other = att.set_column(att.schema.get_field_index("run"), "run", pa.array(["other"] * att.num_rows, pa.string()))
     write_arrow(lake, tables.GOLD_ATTENTION, other, mode="append", schema=tables.GOLD_ATTENTION_SCHEMA)

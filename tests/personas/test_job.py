@@ -68,7 +68,7 @@ def _plant_modes(lake, truth, modes: dict[int, str]):
     extra = []
     for i, mode in modes.items():
         key = truth.column("user_key")[i].as_py()
-        mine = att.filter(pc.and_(pc.equal(att["user_key"], key), pc.and_(pc.equal(att["layer"], "conv2"), pc.equal(att["head"], -1))))
+        mine = att.filter(pc.and_(pc.equal(att["user_key"], key), pc.and_(pc.equal(att["layer"], "conv1"), pc.equal(att["head"], -1))))
         top = max(mine.to_pylist(), key=lambda r: r["attention"])["subreddit"]
         row = snips.filter(pc.and_(pc.equal(snips["user_key"], key), pc.equal(snips["subreddit"], top))).slice(0, 1).to_pylist()[0]
         row.update(snippet_id=f"t1_mode{i}", text=f"mode_{mode} is my favourite word", rank=0, created=row["created"] + timedelta(seconds=1))
