@@ -131,6 +131,19 @@ def _standardize(x: np.ndarray, stats: dict | None, key: str, out: dict) -> np.n
     return ((x - mean) / std).astype(np.float32)
 
 
+def activity_stats(stats: dict) -> tuple[float, float, float, float]:
+    """(mean, std) of the log1p(comments) and log1p(submissions) edge features, as standardised."""
+    m, sd = stats["edge"]["mean"], stats["edge"]["std"]
+    return (float(m[0]), float(sd[0]), float(m[1]), float(sd[1]))
+
+
+def edge_activity(edge_attr: torch.Tensor, stats) -> torch.Tensor:
+    """comments + submissions of each edge, recovered from its first two (standardised log1p) features;
+    ``stats``: :func:`activity_stats` (a tuple or a tensor)."""
+    m0, s0, m1, s1 = stats
+    return (torch.expm1(edge_attr[:, 0] * s0 + m0).clamp_min(0) + torch.expm1(edge_attr[:, 1] * s1 + m1).clamp_min(0))
+
+
 def edge_feature_matrix(edges: pa.Table, now_us: int) -> np.ndarray:
     ncom = _np(edges["n_comments"], np.float64)
     nsub = _np(edges["n_submissions"], np.float64)

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zipp.graph.build import EDGE, REV, SUB, USER
+from zipp.graph.build import EDGE, REV, SUB, USER, activity_stats, edge_activity
 
 RELATIONS = (("u2s", EDGE, USER, SUB), ("s2u", REV, SUB, USER))
 
@@ -90,12 +90,6 @@ def spec_from_config(gcfg, graph) -> ModelSpec:
     )
 
 
-def activity_stats(stats: dict) -> tuple[float, float, float, float]:
-    """Mean and std of the standardised log1p(comments) and log1p(submissions) edge features."""
-    m, sd = stats["edge"]["mean"], stats["edge"]["std"]
-    return (float(m[0]), float(sd[0]), float(m[1]), float(sd[1]))
-
-
 def _prior_conv_class():
     from torch_geometric.nn import GATv2Conv
     from torch_geometric.utils import softmax
@@ -112,9 +106,7 @@ def _prior_conv_class():
             self.prior_gamma = nn.Parameter(torch.ones(self.heads))
 
         def activity_log(self, edge_attr: Tensor) -> Tensor:
-            m0, s0, m1, s1 = self.act_stats
-            n = torch.expm1(edge_attr[:, 0] * s0 + m0).clamp_min(0) + torch.expm1(edge_attr[:, 1] * s1 + m1).clamp_min(0)
-            return torch.log1p(n)
+            return torch.log1p(edge_activity(edge_attr, self.act_stats))
 
         def edge_update(self, x_j: Tensor, x_i: Tensor, edge_attr: Tensor | None, index: Tensor, ptr: Tensor | None,
                         dim_size: int | None) -> Tensor:

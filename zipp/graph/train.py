@@ -33,7 +33,15 @@ import torch
 import torch.nn.functional as F
 
 from zipp.config import GraphConfig, ZippConfig
-from zipp.graph.build import EDGE, Graph, build_graph, load_gold, pair_keys
+from zipp.graph.build import (
+    EDGE,
+    Graph,
+    activity_stats,
+    build_graph,
+    edge_activity,
+    load_gold,
+    pair_keys,
+)
 
 log = logging.getLogger("zipp.graph.train")
 
@@ -127,9 +135,7 @@ def positive_weights(graph: Graph, g: GraphConfig, edges: torch.Tensor) -> torch
     if g.positive_weighting == "uniform":
         return None
     store = graph.data[EDGE]
-    st = graph.stats["edge"]
-    mean, std = torch.tensor(st["mean"][:2], dtype=torch.float64), torch.tensor(st["std"][:2], dtype=torch.float64)
-    activity = torch.expm1(store.edge_attr[:, :2].double() * std + mean).clamp_min(0).sum(1)  # log1p(n) columns
+    activity = edge_activity(store.edge_attr.double(), activity_stats(graph.stats))
     keys = pair_keys(store.edge_index, graph.num_subreddits)
     order = keys.argsort()
     pos = torch.searchsorted(keys[order], pair_keys(edges, graph.num_subreddits)).clamp_max(max(keys.numel() - 1, 0))
