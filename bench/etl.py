@@ -130,16 +130,25 @@ class PeakRSS:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by this process tree (live processes + reaped children)."""
+        return sum(self.cpu_by_kind().values())
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds so far per kind of process: driver, jvm, workers (Python workers and their
+        daemon; a worker that exited counts in its parent's reaped-children time)."""
         import psutil
 
-        total = 0.0
+        out: dict[str, float] = {}
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
                 t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
+                kind = "driver" if p.pid == self.proc.pid else "jvm" if "java" in p.name() else "workers"
             except psutil.Error:
-                pass
-        return total
+                continue
+            own = t.user + t.system
+            # the driver's reaped children are the JVM's and workers' own once they exit: not counted twice
+            reaped = 0.0 if p.pid == self.proc.pid else t.children_user + t.children_system
+            out[kind] = out.get(kind, 0.0) + own + reaped
+        return out
 
     def __enter__(self) -> "PeakRSS":
         self._t.start()
@@ -222,9 +231,12 @@ def run_ingest(spark, dump: Path, lake: Path, runs: Path, cores: int, gates: boo
     out = {}
     state.make_plan()  # hashing the input is outside the timings
     with PeakRSS() as rss:
-        load0, c0, t = os.getloadavg()[0], rss.cpu_seconds(), time.perf_counter()
+        load0, k0, t = os.getloadavg()[0], rss.cpu_by_kind(), time.perf_counter()
+        c0 = sum(k0.values())
         run_stage(BronzeStage(state), ctx)
-        out["bronze_s"], c1 = time.perf_counter() - t, rss.cpu_seconds()
+        out["bronze_s"], k1 = time.perf_counter() - t, rss.cpu_by_kind()
+        c1 = sum(k1.values())
+        out["bronze_cpu_by_process"] = {k: round(v - k0.get(k, 0.0), 2) for k, v in k1.items()}
         t = time.perf_counter()
         run_stage(SilverStage(state), ctx)
         run_stage(GoldStage(state), ctx)
@@ -321,6 +333,7 @@ def main() -> None:
     print("load-independent (CPU seconds used by driver + JVM + workers, all cores):")
     print(f"  bronze: {r1['bronze_cpu_s']:.1f} CPU s = {mb / r1['bronze_cpu_s']:.1f} MB per CPU second "
           f"(= MB/s/core with {c} free cores; {mb / r1['bronze_cpu_s'] / floor:.2f} x the floor)")
+    print(f"  bronze CPU by process: {json.dumps(r1['bronze_cpu_by_process'])}")
     print(f"  silver+gold: {r1['silver_gold_cpu_s']:.1f} CPU s = {100 * r1['silver_gold_cpu_s'] / r1['bronze_cpu_s']:.0f}% of bronze's CPU")
     print(f"  load average (1 min) around the 1x ingest: {r1['load'][0]:.1f} -> {r1['load'][1]:.1f}")
     print(f"  step seconds at 1x: {json.dumps(r1['steps'])}")
