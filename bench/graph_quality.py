@@ -48,14 +48,14 @@ def zipp(*args: str) -> float:
     return time.perf_counter() - t0
 
 
-def attention_vs_interests(lake: Path, truth: Path, salt: str, run: str) -> dict:
-    """Per layer: top attention (mean over heads) on a planted interest vs chance and the
-    most-activity rule, for all users with >= 2 subreddits and for mixed users; and the mixed-user
-    rate of each head alone (``per_head``)."""
+def attention_vs_truth(lake: Path, truth: Path, salt: str, run: str) -> dict:
+    """:func:`zipp.graph.evaluate.attention_vs_interests` of ``run``'s exported attention against the
+    dump's planted interests, with comments + submissions as the activity baseline."""
     import numpy as np
     import pandas as pd
 
     from zipp import tables as T
+    from zipp.graph.evaluate import attention_vs_interests
     from zipp.identity import user_key
     from zipp.lake import read_arrow
 
@@ -70,27 +70,7 @@ def attention_vs_interests(lake: Path, truth: Path, salt: str, run: str) -> dict
     att = att.merge(edges[["user_key", "subreddit", "activity"]], on=["user_key", "subreddit"], how="left")
     att = att[att.user_key.isin(interests)]  # persona users (bots and deleted authors have no truth)
     att["on"] = np.array([community.get(s, "?") in interests[u] for u, s in zip(att.user_key, att.subreddit)])
-    out = {}
-    for layer, by_layer in att.groupby("layer"):
-        d = by_layer[by_layer["head"] == -1]
-        per_user = d.groupby("user_key")["on"].agg(["size", "mean"])
-        keep = per_user[per_user["size"] >= 2]
-        mixed = keep[(keep["mean"] > 0) & (keep["mean"] < 1)]
-        res: dict = {}
-        for name, sel in (("all", keep.index), ("mixed", mixed.index)):
-            du = d[d.user_key.isin(sel)]
-            top = du.loc[du.groupby("user_key")["attention"].idxmax()]
-            shuffled = du.sample(frac=1.0, random_state=0)  # ties at random
-            most = shuffled.sort_values("activity", ascending=False, kind="stable").groupby("user_key").head(1)
-            res[name] = {"users": len(sel), "top_attention_on_interest": round(float(top["on"].mean()), 4),
-                         "chance": round(float(per_user.loc[sel, "mean"].mean()), 4),
-                         "most_activity": round(float(most["on"].mean()), 4)}
-        res["per_head"] = {}
-        for head, dh in by_layer[(by_layer["head"] >= 0) & by_layer.user_key.isin(mixed.index)].groupby("head"):
-            top = dh.loc[dh.groupby("user_key")["attention"].idxmax()]
-            res["per_head"][int(head)] = round(float(top["on"].mean()), 4)
-        out[layer] = res
-    return out
+    return attention_vs_interests(att, activity="activity")
 
 
 def main() -> None:
@@ -137,7 +117,7 @@ def main() -> None:
             m = json.loads((run / "model" / "metrics.json").read_text())
             report["runs"][name] = {"best_epoch": m["best_epoch"], "last_epoch": m["last_epoch"],
                                     "test": {k: round(v, 4) for k, v in m["test"].items()},
-                                    "attention": attention_vs_interests(lake, dump / "truth", salt, name)}
+                                    "attention": attention_vs_truth(lake, dump / "truth", salt, name)}
     report["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
 
     refs = report["references"]["test_posting_accuracy"]

@@ -39,31 +39,13 @@ def gold_of(pg):
 
 
 def attention_match(att, pg) -> dict:
-    """How often a user's top-attention subreddit (mean head) lies in one of the user's planted
-    interest communities, per layer, vs chance (a uniformly random one of the user's subreddits)
-    and vs picking the subreddit with the most comments. Users with >= 2 subreddits; ``mixed``:
-    only users with both on- and off-interest subreddits (where the choice is not trivial)."""
+    """:func:`zipp.graph.evaluate.attention_vs_interests` against the planted interest communities,
+    with the subreddit with the most comments as the activity baseline."""
+    from zipp.graph.evaluate import attention_vs_interests
+
     df = att.to_pandas()
-    df = df[df["head"] == -1]
     edges = pg.edges.to_pandas()[["user_id", "subreddit_id", "n_comments"]]
     df = df.merge(edges, on=["user_id", "subreddit_id"], how="left")
     comm = pg.subreddit_community
     df["on"] = [comm[s] in pg.user_interests.get(u, ()) for u, s in zip(df["user_id"], df["subreddit_id"])]
-    out = {}
-    for layer, d in df.groupby("layer"):
-        per_user = d.groupby("user_id")["on"].agg(["size", "mean"])
-        keep = per_user[per_user["size"] >= 2]
-        mixed = keep[(keep["mean"] > 0) & (keep["mean"] < 1)]
-        res = {}
-        for name, users in (("all", keep.index), ("mixed", mixed.index)):
-            du = d[d["user_id"].isin(users)]
-            top = du.loc[du.groupby("user_id")["attention"].idxmax()]
-            # ties broken at random (a fixed order would favour whichever subreddits sort first)
-            shuffled = du.sample(frac=1.0, random_state=0)
-            most = shuffled.sort_values("n_comments", ascending=False, kind="stable").groupby("user_id").head(1)
-            res[name] = {
-                "users": len(users), "top_attention_on_interest": float(top["on"].mean()),
-                "chance": float(per_user.loc[users, "mean"].mean()), "most_comments_baseline": float(most["on"].mean()),
-            }
-        out[layer] = res
-    return out
+    return attention_vs_interests(df, activity="n_comments")

@@ -143,3 +143,34 @@ def popularity_metrics(graph: Graph, part: str, k: int, max_users: int, seed: in
     acc = float(((v_pos >= thr).sum() + (v_neg < thr).sum()) / (v_pos.size + v_neg.size))
     hits = hits_at_k(lambda us: pop.expand(us.numel(), -1), graph, pos, k, max_users, seed)
     return {f"{part}_pop_acc": acc, f"{part}_pop_auc": _auc(v_pos, v_neg), f"{part}_pop_hits": hits}
+
+
+def attention_vs_interests(df, activity: str) -> dict:
+    """How often a user's top-attention subreddit lies in one of the user's interests, per layer.
+
+    ``df`` (pandas): one row per (user_key, subreddit, layer, head) with ``attention``, ``on`` (the
+    subreddit is in one of the user's interests, from ground truth) and an ``activity`` column
+    (named by ``activity``). Per layer: for users with >= 2 subreddits (``all``) and those with both
+    on- and off-interest subreddits (``mixed``, where the choice is not trivial), the rate of the
+    mean head (-1) vs chance (a uniformly random one of the user's subreddits) and vs picking the
+    subreddit with the most activity (ties at random); ``per_head``: each head's rate on mixed users."""
+    out = {}
+    for layer, by_layer in df.groupby("layer"):
+        d = by_layer[by_layer["head"] == -1]
+        per_user = d.groupby("user_key")["on"].agg(["size", "mean"])
+        keep = per_user[per_user["size"] >= 2]
+        mixed = keep[(keep["mean"] > 0) & (keep["mean"] < 1)]
+        res: dict = {}
+        for name, users in (("all", keep.index), ("mixed", mixed.index)):
+            du = d[d["user_key"].isin(users)]
+            top = du.loc[du.groupby("user_key")["attention"].idxmax()]
+            # ties broken at random (a fixed order would favour whichever subreddits sort first)
+            shuffled = du.sample(frac=1.0, random_state=0)
+            most = shuffled.sort_values(activity, ascending=False, kind="stable").groupby("user_key").head(1)
+            res[name] = {"users": len(users), "top_attention_on_interest": float(top["on"].mean()),
+                         "chance": float(per_user.loc[users, "mean"].mean()), "most_activity": float(most["on"].mean())}
+        heads = by_layer[(by_layer["head"] >= 0) & by_layer["user_key"].isin(mixed.index)]
+        res["per_head"] = {int(h): float(dh.loc[dh.groupby("user_key")["attention"].idxmax()]["on"].mean())
+                           for h, dh in heads.groupby("head")}
+        out[layer] = res
+    return out

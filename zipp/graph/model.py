@@ -34,6 +34,7 @@ the user's mean CLIP embedding, in-batch negatives, learnable temperature (CLIP-
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -90,7 +91,9 @@ def spec_from_config(gcfg, graph) -> ModelSpec:
     )
 
 
+@functools.cache
 def _prior_conv_class():
+    """The class, made once (PyG is imported lazily, as in ZippGAT)."""
     from torch_geometric.nn import GATv2Conv
     from torch_geometric.utils import softmax
 
