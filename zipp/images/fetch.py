@@ -160,6 +160,14 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         log.debug("mirror: " + format, *args)
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose listen backlog fits the download pool: the default of 5 drops
+    SYNs when 16 workers connect at once, and the kernel's 1 s SYN retry reads as a timeout."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class MirrorServer:
     """Serve a folder on an ephemeral loopback port (``ThreadingHTTPServer``) while in use."""
 
@@ -167,8 +175,7 @@ class MirrorServer:
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise FileNotFoundError(f"images.mirror_dir {self.folder} is not a folder")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(self.folder)))
-        self._server.daemon_threads = True
+        self._server = LoopbackHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(self.folder)))
         self._thread = threading.Thread(target=self._server.serve_forever, name="zipp-image-mirror", daemon=True)
 
     @property
