@@ -139,6 +139,7 @@ class EtlConfig(Section):
     min_interactions: int = Field(1, ge=1)  # edge kept when n_comments + n_submissions >= this
     snippets_k: int = Field(5, ge=1)
     snippet_max_chars: int = Field(500, ge=16)
+    gold_bucket_rows: int = Field(500_000, ge=1000)  # monthly rows per gold key range (bounds a task's memory)
 
     # --- quality gates (great-expectations)
     gates: bool = True

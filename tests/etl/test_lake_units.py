@@ -1,11 +1,10 @@
 """Delta commits and silver planning (without Spark): replaced months, the log, the month map; and
-the gold id assignment (with Spark)."""
+the gold key ranges and id assignment (the bucket tasks, without Spark)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from zipp import lake as lakeio
 from zipp.etl.delta import StagedFile, commit_files, commit_partitions, count_rows, list_staged
@@ -53,15 +52,71 @@ def test_silver_months_follow_old_and_new_created_months(tmp_path):
     assert again.sources == {"comments": ["2016-01", "2016-02"], "submissions": []}
 
 
-@pytest.mark.spark
-def test_new_ids_are_dense_in_key_order_across_range_partitions(spark, tmp_path):
-    from zipp.etl.gold import _assign_ids
+def _pair_rows(keys: list[str], month: str, subreddit: str = "pics") -> pa.Table:
+    from datetime import UTC, datetime
 
-    keys = spark.createDataFrame([(f"k{i:04d}",) for i in range(0, 300, 3)] + [("old1",), ("old2",)], "user_key string")
-    existing = spark.createDataFrame([("old1", 7), ("old2", 3)], "user_key string, user_id long")
-    got = {r["user_key"]: r["user_id"] for r in _assign_ids(keys, existing, "user_key", "user_id", 50, tmp_path).collect()}
-    assert got.pop("old1") == 7 and got.pop("old2") == 3  # existing ids are kept
-    assert spark.conf.get("spark.sql.shuffle.partitions") != "1"  # the new keys really span several partitions
-    assert [got[k] for k in sorted(got)] == list(range(50, 150))  # dense, from start, in key order
-    nothing_new = _assign_ids(keys.where("user_key LIKE 'old%'"), existing, "user_key", "user_id", 50, tmp_path / "b")
-    assert sorted(r["user_id"] for r in nothing_new.collect()) == [3, 7]
+    from zipp.etl.schemas import GOLD_PAIR_MONTHS_SCHEMA
+
+    t = datetime(2016, 1, 5, tzinfo=UTC)
+    n = len(keys)
+    schema = GOLD_PAIR_MONTHS_SCHEMA.remove(GOLD_PAIR_MONTHS_SCHEMA.get_field_index("month"))
+    return pa.table({"user_key": keys, "subreddit": [subreddit] * n, "n_submissions": [0] * n, "n_comments": [2] * n,
+                     "n_image_posts": [0] * n, "n_nsfw_submissions": [0] * n, "score_sum": [5] * n,
+                     "first_ts": [t] * n, "last_ts": [t] * n, "activity_months": [[month]] * n}, schema=schema)
+
+
+def test_key_ranges_cover_every_key_once_and_in_order():
+    import hashlib
+
+    from zipp.etl.gold import key_bounds
+
+    keys = sorted([hashlib.sha256(str(i).encode()).hexdigest()[:16] for i in range(2000)] + ["0" * 16, "f" * 16])
+    for buckets in (1, 3, 8):
+        bounds = [key_bounds(b, buckets) for b in range(buckets)]
+        owner = [[b for b, (lo, hi) in enumerate(bounds) if k >= lo and (hi is None or k < hi)] for k in keys]
+        assert all(len(o) == 1 for o in owner)  # every key in exactly one range
+        owners = [o[0] for o in owner]
+        assert owners == sorted(owners)  # ranges follow key order
+        if buckets > 1:
+            assert len({o[0] for o in owner}) == buckets  # a uniform hash fills every range
+
+
+def test_new_ids_are_dense_in_key_order_across_key_ranges(tmp_path):
+    """The two bucket tasks without Spark: existing users keep their ids, new ones are numbered from
+    the start in key order across ranges; a pair under min_interactions becomes a delete."""
+    import hashlib
+
+    import polars as pl
+
+    from zipp.etl.gold import GoldInputs, aggregate_bucket, key_bounds, new_id_offsets, plan_bucket
+
+    keys = sorted(hashlib.sha256(f"u{i}".encode()).hexdigest()[:16] for i in range(120))
+    old = keys[::10]
+    (tmp_path / "pairs" / "month=2016-01").mkdir(parents=True)
+    pq.write_table(_pair_rows(keys, "2016-01"), tmp_path / "pairs" / "month=2016-01" / "p.parquet")
+    users = pa.table({"user_key": old, "user_id": [1000 + i for i in range(len(old))]})
+    pq.write_table(users, tmp_path / "users.parquet")
+    sub_ids = tmp_path / "sub_ids.parquet"
+    pl.DataFrame({"subreddit": ["pics"], "subreddit_id": [0]}).write_parquet(sub_ids)
+    inp = GoldInputs(new_pairs=[str(tmp_path / "pairs" / "month=2016-01" / "p.parquet")], old_run_pairs=[], rest_pairs=[],
+                     new_cands=[], rest_cands=[], new_images=[], users=[str(tmp_path / "users.parquet")], snippets=[],
+                     min_interactions=3)
+    buckets = 4
+    plan = [plan_bucket(b, buckets, inp, tmp_path / "p1") for b in range(buckets)]
+    assert sum(p["affected_users"] for p in plan) == len(keys) and all(p["affected_users"] for p in plan)
+    assert sum(p["new_users"] for p in plan) == len(keys) - len(old)
+    assert pl.read_parquet(tmp_path / "p1")["subreddit"].unique().to_list() == ["pics"]
+    offsets = new_id_offsets([p["new_users"] for p in plan], 50)
+    for b in range(buckets):
+        aggregate_bucket(b, buckets, offsets[b], str(sub_ids), inp, tmp_path / "p2")
+    got = pl.read_parquet(tmp_path / "p2" / "users" / "upsert").sort("user_key")
+    assert got["user_key"].to_list() == keys
+    ids = dict(zip(got["user_key"], got["user_id"]))
+    assert [ids[k] for k in old] == users["user_id"].to_pylist()  # existing ids are kept
+    assert [ids[k] for k in keys if k not in old] == list(range(50, 50 + len(keys) - len(old)))  # dense, in key order
+    assert all(key_bounds(b, buckets)[0] <= k for b in range(buckets) for k in
+               pl.read_parquet(tmp_path / "p2" / "users" / "upsert" / f"b{b:05d}.parquet")["user_key"])
+    # 2 comments < min_interactions=3: no edge to upsert, every pair is a delete
+    assert pl.read_parquet(tmp_path / "p2" / "edges" / "upsert").height == 0
+    assert pl.read_parquet(tmp_path / "p2" / "edges" / "delete").height == len(keys)
+    assert (got["n_comments"] == 2).all() and (got["n_subreddits"] == 0).all()

@@ -336,6 +336,57 @@ def upsert_table(spark: "SparkSession", lake: str | Path, name: str, schema: pa.
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def merge_staged(spark: "SparkSession", lake: str | Path, name: str, schema: pa.Schema, upserts: list[str],
+                 deletes: list[str], keys: list[str], *, run_id: str, stage_root: str | Path, delete_col: str = "_delete") -> dict:
+    """MERGE staged Parquet into the table on ``keys``: rows of ``upserts`` (the table's schema)
+    update their match or are inserted, the keys in ``deletes`` delete theirs. A table that does
+    not exist yet is created from the upsert files as they are (moved, not copied)."""
+    if backend(spark) == "spark-delta":
+        from pyspark.sql import functions as F
+
+        parts = []
+        if upserts:
+            parts.append(spark.read.schema(spark_schema(schema)).parquet(*upserts).withColumn(delete_col, F.lit(False)))
+        if deletes:
+            key_schema = pa.schema([schema.field(k) for k in keys])
+            parts.append(spark.read.schema(spark_schema(key_schema)).parquet(*deletes).withColumn(delete_col, F.lit(True)))
+        if not parts:
+            return {"num_source_rows": 0}
+        df = parts[0]
+        for p in parts[1:]:
+            df = df.unionByName(p, allowMissingColumns=True)
+        return upsert_table(spark, lake, name, schema, df, keys, run_id=run_id, stage_root=stage_root, delete_col=delete_col)
+    if not exists(lake, name):
+        commit_files(lake, name, schema, [StagedFile(p, {}) for p in upserts], run_id=run_id, mode="overwrite")
+        return {"created": True}
+    if not upserts and not deletes:
+        return {"num_source_rows": 0}
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(table_path(lake, name))
+    target = pa.schema(dt.schema().to_arrow())
+    src_schema = target.append(pa.field(delete_col, pa.bool_()))
+
+    def batches():  # streamed: the source is never whole in memory
+        for path, deleting in [(p, False) for p in upserts] + [(p, True) for p in deletes]:
+            for batch in pq.ParquetFile(path).iter_batches():
+                n = batch.num_rows
+                cols = {f.name: (batch.column(f.name).cast(f.type) if f.name in batch.schema.names else pa.nulls(n, f.type))
+                        for f in target}
+                cols[delete_col] = pa.array([deleting] * n, pa.bool_())
+                yield pa.RecordBatch.from_pydict(cols, schema=src_schema)
+
+    reader = pa.RecordBatchReader.from_batches(src_schema, batches())
+    values = {c: f"s.{c}" for c in schema.names}
+    return (dt.merge(reader, " AND ".join(f"t.{k} = s.{k}" for k in keys), source_alias="s", target_alias="t",
+                     commit_properties=_commit_props(run_id, "merge", None))
+            .when_matched_delete(predicate=f"s.{delete_col}")
+            .when_matched_update(updates=values)
+            .when_not_matched_insert(updates=values, predicate=f"NOT s.{delete_col}")
+            .execute())
+
+
 def count_rows(lake: str | Path, name: str, months: list[str] | None = None) -> int:
     """Rows of the table (or of ``months``) from the log's file statistics; no data is read."""
     from deltalake import DeltaTable

@@ -1,26 +1,38 @@
-"""Gold, incrementally: a run that (re)builds some months touches only what those months change.
+"""Gold, incrementally, as bucketed Arrow tasks: a run that (re)builds some months touches only what
+those months change, and no step shuffles rows through Spark.
 
 1. ``gold/user_subreddit_months`` (partitioned by silver month) holds what every (user, subreddit)
    pair did in that month; ``gold/snippet_candidates`` each month's best k texts per pair. The silver
-   tasks compute both from the rows they write, one set per bronze file, so a pair may have several
-   rows in a month: every reader sums (or ranks) them.
-2. The pairs a run affects = pairs in the old version of its months + pairs in the new version.
-3. For those pairs only, totals are recomputed from the monthly rows (other months from the table,
-   these months from the new rows) and MERGEd into ``gold/user_subreddit_edges`` / ``gold/snippets``
-   (pairs that vanished or fell under ``min_interactions`` are deleted); the affected users and
-   subreddits get new stats by MERGE into ``gold/users`` / ``gold/subreddits``, new ones a new id.
-4. ``gold/user_images`` is replaced for the run's months.
+   tasks compute both from the rows they write (one set per bronze file, so a pair may have several
+   rows in a month: every reader sums or ranks them), sorted by ``user_key`` so that a reader of one
+   key range skips the other row groups.
+2. Users are cut into ``B`` buckets by ranges of ``user_key`` (a salted hash: uniform), and Spark runs
+   Arrow tasks per bucket (``mapInArrow``); everything about a user lives in one bucket. A first task
+   per bucket reads only key columns: the pairs the run affects (old and new rows of its months),
+   how many of their users are new, and which subreddits they touch.
+3. The driver numbers the new subreddits (few) and gives each bucket the offset of its new user ids,
+   so new ids are dense and in key order across buckets. The second task per bucket then computes,
+   ids attached: the totals of every pair of its users over all months, the affected users' stats,
+   the edges to upsert or delete, the snippets (top-k over all months) to upsert or delete, its
+   user_images rows, and per-subreddit partial sums, which the driver adds up over buckets.
+4. The affected rows are MERGEd into ``gold/users`` / ``gold/subreddits`` / ``gold/user_subreddit_edges``
+   / ``gold/snippets`` (a table's first build commits the staged files as they are: no copy);
+   ``gold/user_images`` is replaced for the run's months.
 5. Last, the new monthly rows replace the run's months in step 1's tables, so a run killed before
    that point recomputes the same affected set when rerun.
 
 Ids are append-only: a new key gets ``max(id, watermark) + rank``, an existing key keeps its id, and
 the watermark in ``_etl/id_watermarks`` means ids of forgotten users are never reused.
-Eligible activity: author not deleted, not a bot, not forgotten.
+Eligible activity (decided by the silver tasks): author not deleted, not a bot, not forgotten.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,16 +41,13 @@ import pyarrow as pa
 from zipp import lake as lakeio
 from zipp.config import EtlConfig
 from zipp.etl.schemas import (
-    ETL_FORGOTTEN,
-    ETL_FORGOTTEN_SCHEMA,
     ETL_ID_SEQ,
     ETL_ID_SEQ_SCHEMA,
+    GOLD_IMAGE_CANDIDATES_SCHEMA,
     GOLD_PAIR_MONTHS,
     GOLD_PAIR_MONTHS_SCHEMA,
     GOLD_SNIPPET_CANDIDATES,
     GOLD_SNIPPET_CANDIDATES_SCHEMA,
-    SILVER_SCHEMAS,
-    silver_table,
 )
 from zipp.etl.steps import Steps
 from zipp.tables import (
@@ -55,18 +64,232 @@ from zipp.tables import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame, SparkSession
+    import polars as pl
+    from pyspark.sql import SparkSession
 
 # user_images is replaced month by month, so it carries the source month (and the gallery position)
 USER_IMAGES_SCHEMA = GOLD_USER_IMAGES_SCHEMA.append(pa.field("image_index", pa.int32())).append(pa.field("month", pa.string()))
+_ROW_GROUP = 65_536  # rows per row group of the key-sorted files: the unit a key-range reader skips
+_SUB_STATS = ("n_users", "n_comments", "n_submissions", "n_image_posts", "n_nsfw")
+_USER_STATS = ("n_comments", "n_submissions", "n_image_posts", "n_subreddits")
 
 
-def _eligible(df: "DataFrame", forgotten: "DataFrame") -> "DataFrame":
-    from pyspark.sql import functions as F
+# ----------------------------------------------------------------------------- key ranges
 
-    df = df.where(F.col("user_key").isNotNull() & ~F.col("is_deleted_author") & ~F.col("is_bot")
-                  & F.col("subreddit_lc").isNotNull())
-    return df.join(forgotten, "user_key", "left_anti")
+
+def key_bounds(bucket: int, buckets: int) -> tuple[str, str | None]:
+    """[lo, hi) of the ``user_key`` strings in ``bucket``: ranges of the first 8 hex digits, so the
+    buckets are in key order and cover every key (the last one has no upper bound)."""
+    lo = f"{(bucket << 32) // buckets:08x}"
+    hi = f"{((bucket + 1) << 32) // buckets:08x}" if bucket + 1 < buckets else None
+    return lo, hi
+
+
+def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns: list[str] | None = None) -> "pl.DataFrame":
+    """The rows of ``files`` whose user_key lies in [lo, hi): polars pushes the range down to the
+    row-group statistics, so a bucket reads little more than its share of key-sorted files."""
+    import polars as pl
+
+    cols = columns or schema.names
+    empty = pl.from_arrow(schema.empty_table().select(cols))
+    if not files:
+        return empty
+    cond = pl.col("user_key") >= lo
+    if hi is not None:
+        cond = cond & (pl.col("user_key") < hi)
+    # ``month`` is a partition column: it lives in the path (month=YYYY-MM), not in the files
+    hive = {"hive_partitioning": True, "hive_schema": {"month": pl.String}} if "month" in schema.names else {}
+    return pl.scan_parquet(files, **hive).filter(cond).select(cols).collect().cast(dict(empty.schema))
+
+
+def _put(df: "pl.DataFrame", path: Path) -> None:
+    """An intermediate file between the two bucket tasks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.write_parquet(path)
+
+
+def _keys(schema: pa.Schema, names: list[str]) -> pa.Schema:
+    return pa.schema([schema.field(n) for n in names])
+
+
+def write_sorted(df: "pl.DataFrame", path: Path, schema: pa.Schema, compression: str) -> None:
+    """``df`` as Parquet with exactly ``schema``, sorted by user_key in row groups of ``_ROW_GROUP``."""
+    import pyarrow.parquet as pq
+
+    from zipp.etl.schemas import parquet_write_options
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "user_key" in df.columns:
+        df = df.sort("user_key")
+    table = df.select(schema.names).to_arrow().cast(schema)
+    pq.write_table(table, path, row_group_size=_ROW_GROUP, **parquet_write_options(table, compression))
+
+
+def _files(stage_dir: Path, pattern: str = "*.parquet") -> list[str]:
+    return sorted(str(p) for p in stage_dir.rglob(pattern)) if stage_dir.exists() else []
+
+
+def table_files(lake: str | Path, name: str, months: list[str] | None = None, exclude_months: list[str] | None = None) -> list[str]:
+    """Paths of the table's current data files (of ``months`` / all but ``exclude_months``)."""
+    from deltalake import DeltaTable
+
+    if not lakeio.exists(lake, name):
+        return []
+    if months is not None and not months:
+        return []
+    filters = [("month", "in", months)] if months is not None else None
+    if exclude_months:
+        filters = (filters or []) + [("month", "not in", exclude_months)]
+    return [u.removeprefix("file://") for u in DeltaTable(lakeio.table_uri(lake, name)).file_uris(partition_filters=filters)]
+
+
+# ----------------------------------------------------------------------------- the bucket tasks
+
+
+@dataclass
+class GoldInputs:
+    """Every file a bucket task reads (each task keeps its own key range of them)."""
+
+    new_pairs: list[str]  # staged by the silver tasks: this run's months
+    old_run_pairs: list[str]  # gold/user_subreddit_months, this run's months, before the run
+    rest_pairs: list[str]  # gold/user_subreddit_months, every other month
+    new_cands: list[str]
+    rest_cands: list[str]
+    new_images: list[str]
+    users: list[str]  # gold/users
+    snippets: list[str]  # gold/snippets
+    min_interactions: int = 1
+    k: int = 5
+    compression: str = "snappy"
+
+
+def _pair_totals(rows: "pl.DataFrame", min_interactions: int) -> "pl.DataFrame":
+    import polars as pl
+
+    return rows.group_by("user_key", "subreddit").agg(
+        pl.col("n_submissions").sum(), pl.col("n_comments").sum(), pl.col("n_image_posts").sum(),
+        pl.col("n_nsfw_submissions").sum(), pl.col("score_sum").sum(),
+        pl.col("first_ts").min(), pl.col("last_ts").max(),
+        pl.col("month").n_unique().cast(pl.Int32).alias("active_months"),  # monthly rows sit in their activity month
+    ).with_columns(((pl.col("n_submissions") + pl.col("n_comments")) >= min_interactions).alias("is_edge"))
+
+
+def _affected(inp: GoldInputs, lo: str, hi: str | None) -> tuple["pl.DataFrame", "pl.DataFrame"]:
+    """The run's (user, subreddit) pairs in [lo, hi): old and new rows of its months; and their new rows."""
+    import polars as pl
+
+    new_pairs = _scan(inp.new_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
+    old_run = _scan(inp.old_run_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"])
+    return pl.concat([old_run, new_pairs.select("user_key", "subreddit")]).unique(), new_pairs
+
+
+def plan_bucket(bucket: int, buckets: int, inp: GoldInputs, out_dir: str | Path) -> dict:
+    """First task per key range (key columns only): how many of its affected users are new, and which
+    subreddits it touches (written under ``out_dir``), so the driver can number both before the rows."""
+    lo, hi = key_bounds(bucket, buckets)
+    affected, _ = _affected(inp, lo, hi)
+    a_users = affected.select("user_key").unique()
+    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key"])
+    _put(affected.select("subreddit").unique(), Path(out_dir) / f"b{bucket:05d}.parquet")
+    new_users = a_users.join(existing, on="user_key", how="anti").height
+    return {"bucket": bucket, "new_users": new_users, "affected_pairs": affected.height, "affected_users": a_users.height}
+
+
+def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file: str, inp: GoldInputs,
+                     out_dir: str | Path) -> dict:
+    """Step 2 of the module doc for one key range, ids attached; writes the rows the tables want under
+    ``out_dir`` (``<table>/upsert``, ``<table>/delete``, ``images/month=``, ``subs``) and returns counts."""
+    import polars as pl
+
+    lo, hi = key_bounds(bucket, buckets)
+    out, comp, name = Path(out_dir), inp.compression, f"b{bucket:05d}.parquet"
+    affected, new_pairs = _affected(inp, lo, hi)
+    a_users = affected.select("user_key").unique()
+
+    # totals of every pair in the range (subreddit stats need them all; user stats those of affected users)
+    rest = _scan(inp.rest_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
+    totals = _pair_totals(pl.concat([rest, new_pairs]), inp.min_interactions)
+    subs = totals.group_by("subreddit").agg(
+        pl.col("is_edge").sum().cast(pl.Int64).alias("n_users"), pl.col("n_comments").sum(), pl.col("n_submissions").sum(),
+        pl.col("n_image_posts").sum(), pl.col("n_nsfw_submissions").sum().alias("n_nsfw"))
+    _put(subs, out / "subs" / name)
+
+    # users: stats of the affected ones; existing ids kept, new keys numbered in key order from the offset
+    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key", "user_id"])
+    u_stats = totals.join(a_users, on="user_key", how="semi").group_by("user_key").agg(
+        pl.col("n_comments").sum(), pl.col("n_submissions").sum(), pl.col("n_image_posts").sum(),
+        pl.col("is_edge").sum().cast(pl.Int64).alias("n_subreddits"), pl.col("first_ts").min(), pl.col("last_ts").max())
+    users = (a_users.join(existing, on="user_key", how="left").join(u_stats, on="user_key", how="left")
+             .with_columns(*[pl.col(c).fill_null(0) for c in _USER_STATS]).sort("user_key"))
+    users = users.with_columns(pl.coalesce(
+        "user_id", pl.col("user_id").is_null().cast(pl.Int64).cum_sum() - 1 + new_id_offset).alias("user_id"))
+    write_sorted(users, out / "users" / "upsert" / name, GOLD_USERS_SCHEMA, comp)
+    sub_ids = pl.read_parquet(sub_ids_file)
+
+    def with_ids(df: "pl.DataFrame") -> "pl.DataFrame":
+        return df.join(users.select("user_key", "user_id"), on="user_key", how="left").join(sub_ids, on="subreddit", how="left")
+
+    # edges of the affected pairs: upsert, or delete when gone / under min_interactions
+    a_totals = affected.join(totals, on=["user_key", "subreddit"], how="left")
+    keep = pl.col("is_edge").fill_null(False)
+    edges = a_totals.filter(keep)
+    write_sorted(with_ids(edges), out / "edges" / "upsert" / name, GOLD_EDGES_SCHEMA, comp)
+    write_sorted(a_totals.filter(~keep), out / "edges" / "delete" / name, _keys(GOLD_EDGES_SCHEMA, ["user_key", "subreddit"]), comp)
+
+    # snippets of the affected edge pairs: top-k over all months; slots no longer filled are deleted
+    cands = pl.concat([_scan(inp.rest_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi),
+                       _scan(inp.new_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi)])
+    best = (cands.join(edges.select("user_key", "subreddit"), on=["user_key", "subreddit"], how="semi")
+            .sort([pl.col("score").fill_null(0), "created", "snippet_id"], descending=[True, False, False])
+            .group_by("user_key", "subreddit", maintain_order=True).head(inp.k)
+            .with_columns(pl.int_range(1, pl.len() + 1).over("user_key", "subreddit").cast(pl.Int32).alias("rank")))
+    write_sorted(with_ids(best), out / "snippets" / "upsert" / name, GOLD_SNIPPETS_SCHEMA, comp)
+    old_slots = _scan(inp.snippets, GOLD_SNIPPETS_SCHEMA, lo, hi, ["user_key", "subreddit", "rank"])
+    gone = (old_slots.join(affected, on=["user_key", "subreddit"], how="semi")
+            .join(best.select("user_key", "subreddit", "rank"), on=["user_key", "subreddit", "rank"], how="anti"))
+    write_sorted(gone, out / "snippets" / "delete" / name, _keys(GOLD_SNIPPETS_SCHEMA, ["user_key", "subreddit", "rank"]), comp)
+
+    # user_images rows of the run's months
+    images = with_ids(_scan(inp.new_images, GOLD_IMAGE_CANDIDATES_SCHEMA, lo, hi))
+    image_schema = USER_IMAGES_SCHEMA.remove(USER_IMAGES_SCHEMA.get_field_index("month"))
+    for (month,), rows in images.partition_by("month", as_dict=True).items():
+        write_sorted(rows, out / "images" / f"month={month}" / name, image_schema, comp)
+    return {"bucket": bucket, "edges": edges.height, "snippets": best.height, "images": images.height}
+
+
+def _plan_task(buckets: int, inp: GoldInputs, out_dir: str):
+    def run(batches):
+        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
+
+        for b in batches:
+            for i in b.column("id").to_pylist():
+                yield pa.RecordBatch.from_pylist([{"stats": json.dumps(plan_bucket(i, buckets, inp, out_dir))}],
+                                                 schema=pa.schema([("stats", pa.string())]))
+
+    return run
+
+
+def _aggregate_task(buckets: int, offsets: list[int], sub_ids_file: str, inp: GoldInputs, out_dir: str):
+    def run(batches):
+        import zipp.etl.parse  # noqa: F401
+
+        for b in batches:
+            for i in b.column("id").to_pylist():
+                res = aggregate_bucket(i, buckets, offsets[i], sub_ids_file, inp, out_dir)
+                yield pa.RecordBatch.from_pylist([{"stats": json.dumps(res)}], schema=pa.schema([("stats", pa.string())]))
+
+    return run
+
+
+def _run_buckets(spark: "SparkSession", buckets: int, fn, what: str) -> list[dict]:
+    from zipp.etl.delta import describe
+
+    describe(spark, f"zipp gold: {what} ({buckets} key ranges)")
+    rows = spark.range(0, buckets, 1, buckets).mapInArrow(fn, "stats string").collect()
+    return sorted((json.loads(r["stats"]) for r in rows), key=lambda r: r["bucket"])
+
+
+# ----------------------------------------------------------------------------- ids
 
 
 def _next_id(lake: str | Path, table: str, id_map: str, col: str) -> int:
@@ -83,35 +306,6 @@ def _next_id(lake: str | Path, table: str, id_map: str, col: str) -> int:
     return max(wm, (mx + 1) if mx is not None else 0)
 
 
-def _staged_column(stage_dir: Path, col: str) -> pa.ChunkedArray | None:
-    """One column of the Parquet files Spark staged under ``stage_dir`` (None when there are none)."""
-    import pyarrow.dataset as ds
-
-    files = [str(p) for p in stage_dir.rglob("*.parquet")]
-    return ds.dataset(files, format="parquet").to_table(columns=[col]).column(col) if files else None
-
-
-def _staged_max(stage_dir: Path, col: str) -> int | None:
-    import pyarrow.compute as pc
-
-    values = _staged_column(stage_dir, col)
-    return None if values is None else pc.max(values).as_py()
-
-
-def _value_counts(stage_dir: Path, col: str) -> dict:
-    values = _staged_column(stage_dir, col)
-    if values is None:
-        return {}
-    vc = values.value_counts()
-    return {v.as_py(): c.as_py() for v, c in zip(vc.field("values"), vc.field("counts"))}
-
-
-def _staged_rows(stage_dir: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.read_metadata(p).num_rows for p in stage_dir.rglob("*.parquet"))
-
-
 def _save_watermarks(lake: str | Path, values: dict[str, int]) -> None:
     rows = {}
     if lakeio.exists(lake, ETL_ID_SEQ):
@@ -120,153 +314,101 @@ def _save_watermarks(lake: str | Path, values: dict[str, int]) -> None:
     lakeio.write_arrow(lake, ETL_ID_SEQ, pa.table({"id_map": list(rows), "next_id": list(rows.values())}, schema=ETL_ID_SEQ_SCHEMA))
 
 
-def _assign_ids(keys: "DataFrame", existing: "DataFrame", key: str, id_col: str, start: int, stage: Path) -> "DataFrame":
-    """key -> id for every key in ``keys``: existing ids kept, new keys numbered from ``start`` in key
-    order. The new keys are range-partitioned by key and staged (so partition ids are fixed), each
-    partition numbers its rows, and a partition's offset is the count of the partitions before it:
-    dense ids without pulling every new key into one partition (23M users on a first build)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+def new_id_offsets(new_per_bucket: list[int], start: int) -> list[int]:
+    """First new id of each bucket: buckets are key ranges in key order, so ids stay in key order."""
+    out, acc = [], start
+    for n in new_per_bucket:
+        out.append(acc)
+        acc += n
+    return out
 
-    from zipp.etl.delta import materialize
 
-    known = keys.join(existing.select(key, id_col), key, "inner")
-    n_parts = max(1, int(keys.sparkSession.conf.get("spark.sql.shuffle.partitions")))
-    new_dir = stage / f"new_{id_col}"
-    new = materialize(keys.join(existing.select(key), key, "left_anti").repartitionByRange(n_parts, key)
-                      .withColumn("_part", F.spark_partition_id()), new_dir)
-    counts = _value_counts(new_dir, "_part")  # from the staged files: no Spark job
-    offsets, acc = {}, start
-    for part in sorted(counts):  # range partitions are in key order
-        offsets[part] = acc
-        acc += counts[part]
-    if not offsets:
-        return known
-    base = F.create_map(*[x for part, off in offsets.items() for x in (F.lit(part), F.lit(off))])
-    rank = F.row_number().over(Window.partitionBy("_part").orderBy(key))
-    new = new.withColumn(id_col, (base[F.col("_part")] + rank - 1).cast("long")).drop("_part")
-    return known.unionByName(new)
+def number_subreddits(affected: "pl.DataFrame", existing: "pl.DataFrame", start: int) -> "pl.DataFrame":
+    """subreddit -> id for the affected subreddits: existing ids kept, new names numbered from
+    ``start`` in name order."""
+    import polars as pl
+
+    rows = affected.unique().join(existing, on="subreddit", how="left").sort("subreddit")
+    return rows.with_columns(pl.coalesce("subreddit_id", pl.col("subreddit_id").is_null().cast(pl.Int64).cum_sum() - 1 + start)
+                             .cast(pl.Int64).alias("subreddit_id"))
+
+
+def subreddit_rows(partials: "pl.DataFrame", sub_ids: "pl.DataFrame") -> "pl.DataFrame":
+    """The affected subreddits' gold rows: per-bucket sums added up (a subreddit with no pair left
+    keeps its id with zero counts)."""
+    import polars as pl
+
+    sums = partials.group_by("subreddit").agg(*[pl.col(c).sum() for c in _SUB_STATS])
+    rows = sub_ids.join(sums, on="subreddit", how="left").with_columns(*[pl.col(c).fill_null(0) for c in _SUB_STATS])
+    return rows.with_columns(
+        pl.when(pl.col("n_submissions") > 0).then(pl.col("n_nsfw") / pl.col("n_submissions")).otherwise(0.0).alias("nsfw_share"))
+
+
+def gold_buckets(spark: "SparkSession", rows: int, etl: EtlConfig) -> int:
+    """Key ranges: at least the session's shuffle parallelism, more when the rows would not fit."""
+    base = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    return max(1, base, math.ceil(rows / etl.gold_bucket_rows))
 
 
 def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: list[str], *, run_id: str,
                stage_root: str | Path, partials: dict[str, str]) -> dict:
-    """``partials``: staged folders of this run's monthly rows (``pairs``, ``candidates``), written by the
-    silver tasks from the same rows (see :func:`zipp.etl.silver.gold_partials`)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    """``partials``: staged folders of this run's monthly rows (``pairs``, ``candidates``, ``images``),
+    written by the silver tasks from the same rows (see :func:`zipp.etl.silver.gold_partials`)."""
+    import polars as pl
+    import pyarrow.parquet as pq
 
-    from zipp.etl.delta import commit_files, count_rows, list_staged, materialize, read_table, upsert_table, write_table
+    from zipp.etl.delta import commit_files, count_rows, list_staged, merge_staged, write_table
 
     stage = Path(stage_root) / f"gold-{uuid.uuid4().hex[:6]}"
     steps = Steps("gold")
-    k = etl.snippets_k
-    forgotten = read_table(spark, lake, ETL_FORGOTTEN, ETL_FORGOTTEN_SCHEMA).select("user_key").distinct()
-    subs = _eligible(read_table(spark, lake, silver_table("submissions"), SILVER_SCHEMAS["submissions"], months), forgotten)
+    pairs_new_dir, cand_new_dir, images_dir = Path(partials["pairs"]), Path(partials["candidates"]), Path(partials["images"])
+    inp = GoldInputs(
+        new_pairs=_files(pairs_new_dir), old_run_pairs=table_files(lake, GOLD_PAIR_MONTHS, months),
+        rest_pairs=table_files(lake, GOLD_PAIR_MONTHS, exclude_months=months),
+        new_cands=_files(cand_new_dir), rest_cands=table_files(lake, GOLD_SNIPPET_CANDIDATES, exclude_months=months),
+        new_images=_files(images_dir), users=table_files(lake, GOLD_USERS), snippets=table_files(lake, GOLD_SNIPPETS),
+        min_interactions=etl.min_interactions, k=etl.snippets_k, compression=etl.parquet_compression)
+    rows = (sum(pq.read_metadata(f).num_rows for f in inp.new_pairs + inp.new_cands)
+            + count_rows(lake, GOLD_PAIR_MONTHS) + count_rows(lake, GOLD_SNIPPET_CANDIDATES))
+    buckets = gold_buckets(spark, rows, etl)
+    p1, p2 = stage / "plan", stage / "rows"
+    plan = _run_buckets(spark, buckets, _plan_task(buckets, inp, str(p1)), "plan")
 
-    # ---- 1. this run's monthly rows: staged by the silver tasks, committed last
-    pairs_new_dir, cand_new_dir = Path(partials["pairs"]), Path(partials["candidates"])
-    pairs_new = read_table_staged(spark, pairs_new_dir, GOLD_PAIR_MONTHS_SCHEMA)
-    cand_new = read_table_staged(spark, cand_new_dir, GOLD_SNIPPET_CANDIDATES_SCHEMA)
-    order = [F.coalesce("score", F.lit(0)).desc(), F.col("created").asc(), F.col("snippet_id").asc()]
-
-    # ---- 2. affected pairs / users / subreddits
-    pairs_old = read_table(spark, lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, months)
-    affected = materialize(pairs_old.select("user_key", "subreddit").unionByName(pairs_new.select("user_key", "subreddit"))
-                           .distinct(), stage / "affected")
-    steps("affected")
-    a_users = affected.select("user_key").distinct()
-    a_subs = affected.select("subreddit").distinct()
-
-    no_other_months = count_rows(lake, GOLD_PAIR_MONTHS) == count_rows(lake, GOLD_PAIR_MONTHS, months)
-    pairs_rest = read_table(spark, lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, exclude_months=months)
-    pairs_all = pairs_rest.unionByName(pairs_new)
-
-    def pair_totals(df: "DataFrame") -> "DataFrame":
-        return df.groupBy("user_key", "subreddit").agg(
-            F.sum("n_submissions").alias("n_submissions"), F.sum("n_comments").alias("n_comments"),
-            F.sum("n_image_posts").alias("n_image_posts"), F.sum("n_nsfw_submissions").alias("n_nsfw_submissions"),
-            F.sum("score_sum").alias("score_sum"), F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"),
-            F.countDistinct("month").cast("int").alias("active_months"),  # monthly rows sit in their activity month
-        ).withColumn("is_edge", (F.col("n_submissions") + F.col("n_comments")) >= etl.min_interactions)
-
-    # totals of every pair of an affected user or subreddit (users/subreddits stats need them all)
-    if no_other_months:  # every pair of pairs_all is affected: nothing to select
-        touched = pairs_new
-    else:
-        touched = (pairs_all.join(a_users.withColumn("_u", F.lit(True)), "user_key", "left")
-                   .join(a_subs.withColumn("_s", F.lit(True)), "subreddit", "left")
-                   .where(F.col("_u").isNotNull() | F.col("_s").isNotNull()).drop("_u", "_s"))
-    totals = materialize(pair_totals(touched), stage / "totals")
-    steps("totals")
-
-    # ---- 3. ids (append-only) + users/subreddits stats, MERGEd
-    users_existing = read_table(spark, lake, GOLD_USERS, GOLD_USERS_SCHEMA).select("user_key", "user_id")
-    subs_existing = read_table(spark, lake, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA).select("subreddit", "subreddit_id")
-    u_start = _next_id(lake, GOLD_USERS, "user_id", "user_id")
+    # ---- ids: subreddits numbered here (few), users by per-bucket offsets
     s_start = _next_id(lake, GOLD_SUBREDDITS, "subreddit_id", "subreddit_id")
-    user_ids = materialize(_assign_ids(a_users, users_existing, "user_key", "user_id", u_start, stage), stage / "user_ids")
-    sub_ids = materialize(_assign_ids(a_subs, subs_existing, "subreddit", "subreddit_id", s_start, stage), stage / "sub_ids")
-    u_next = max(u_start, (_staged_max(stage / "user_ids", "user_id") or -1) + 1)
-    s_next = max(s_start, (_staged_max(stage / "sub_ids", "subreddit_id") or -1) + 1)
+    u_start = _next_id(lake, GOLD_USERS, "user_id", "user_id")
+    existing_subs = (pl.from_arrow(lakeio.read_arrow(lake, GOLD_SUBREDDITS, columns=["subreddit", "subreddit_id"]))
+                     if lakeio.exists(lake, GOLD_SUBREDDITS) else pl.DataFrame(schema={"subreddit": pl.String, "subreddit_id": pl.Int64}))
+    touched = _files(p1)
+    sub_ids = number_subreddits(pl.read_parquet(touched) if touched else pl.DataFrame(schema={"subreddit": pl.String}),
+                                existing_subs, s_start)
+    sub_ids_file = stage / "sub_ids.parquet"
+    sub_ids.write_parquet(sub_ids_file)
+    new_per_bucket = [r["new_users"] for r in plan]
+    offsets = new_id_offsets(new_per_bucket, u_start)
+    u_next = u_start + sum(new_per_bucket)
+    s_next = max([s_start, *(sub_ids["subreddit_id"] + 1).to_list()])
     _save_watermarks(lake, {"user_id": u_next, "subreddit_id": s_next})
     steps("ids")
+    agg = _run_buckets(spark, buckets, _aggregate_task(buckets, offsets, str(sub_ids_file), inp, str(p2)), "aggregate")
+    subs = subreddit_rows(pl.read_parquet(_files(p2 / "subs")), sub_ids)
+    steps("aggregate")
 
-    zero = F.lit(0).cast("long")
-    u_stats = totals.join(a_users, "user_key", "left_semi").groupBy("user_key").agg(
-        F.sum("n_comments").alias("n_comments"), F.sum("n_submissions").alias("n_submissions"),
-        F.sum("n_image_posts").alias("n_image_posts"), F.sum(F.col("is_edge").cast("long")).alias("n_subreddits"),
-        F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"))
-    users_src = user_ids.join(u_stats, "user_key", "left").select(
-        "user_id", "user_key", *[F.coalesce(c, zero).alias(c) for c in ("n_comments", "n_submissions", "n_image_posts", "n_subreddits")],
-        "first_ts", "last_ts", F.lit(False).alias("_delete"))
-    m_users = upsert_table(spark, lake, GOLD_USERS, GOLD_USERS_SCHEMA, users_src, ["user_key"], run_id=run_id, stage_root=stage)
-    steps("users")
+    # ---- 4. merges (a first build commits the staged files as they are)
+    subs_dir = p2 / "subreddits" / "upsert"
+    write_sorted(subs, subs_dir / "part.parquet", GOLD_SUBREDDITS_SCHEMA, etl.parquet_compression)
 
-    s_stats = totals.join(a_subs, "subreddit", "left_semi").groupBy("subreddit").agg(
-        F.sum(F.col("is_edge").cast("long")).alias("n_users"), F.sum("n_comments").alias("n_comments"),
-        F.sum("n_submissions").alias("n_submissions"), F.sum("n_image_posts").alias("n_image_posts"),
-        F.sum("n_nsfw_submissions").alias("n_nsfw"))
-    subs_src = sub_ids.join(s_stats, "subreddit", "left").select(
-        "subreddit_id", "subreddit", *[F.coalesce(c, zero).alias(c) for c in ("n_users", "n_comments", "n_submissions", "n_image_posts")],
-        F.when(F.coalesce("n_submissions", zero) > 0, F.col("n_nsfw") / F.col("n_submissions")).otherwise(F.lit(0.0)).alias("nsfw_share"),
-        F.lit(False).alias("_delete"))
-    m_subs = upsert_table(spark, lake, GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA, subs_src, ["subreddit"], run_id=run_id, stage_root=stage)
-    steps("subreddits")
+    def merge(name: str, schema: pa.Schema, folder: Path, keys: list[str]) -> dict:
+        return merge_staged(spark, lake, name, schema, _files(folder / "upsert"), _files(folder / "delete"), keys,
+                            run_id=run_id, stage_root=stage)
 
-    # ---- edges of the affected pairs: upsert, or delete when gone / under min_interactions
-    a_totals = totals.join(affected, ["user_key", "subreddit"], "left_semi")
-    edges_src = (affected.join(a_totals, ["user_key", "subreddit"], "left")
-                 .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left")
-                 .withColumn("_delete", ~F.coalesce(F.col("is_edge"), F.lit(False))))
-    m_edges = upsert_table(spark, lake, GOLD_EDGES, GOLD_EDGES_SCHEMA, edges_src, ["user_key", "subreddit"], run_id=run_id, stage_root=stage)
-    steps("edges")
-
-    # ---- snippets of the affected pairs: top-k over all months, slots 1..k upserted or deleted
-    # the ids go onto the (narrow) edge pairs first, so the candidates' texts are shuffled once, by
-    # pair, and the ranking window reuses that partitioning
-    edge_pairs = (a_totals.where("is_edge").select("user_key", "subreddit")
-                  .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left"))
-    cand_rest = read_table(spark, lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, exclude_months=months)
-    best = (cand_rest.unionByName(cand_new).join(edge_pairs, ["user_key", "subreddit"], "inner")
-            .withColumn("rank", F.row_number().over(Window.partitionBy("user_key", "subreddit").orderBy(*order)).cast("int"))
-            .where(F.col("rank") <= k))
-    snip_src = best.withColumn("_delete", F.lit(False))
-    if count_rows(lake, GOLD_SNIPPETS):  # slots of affected pairs that are no longer filled: delete
-        old = read_table(spark, lake, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA).select("user_key", "subreddit", "rank")
-        gone = (old.join(affected, ["user_key", "subreddit"], "left_semi")
-                .join(best.select("user_key", "subreddit", "rank"), ["user_key", "subreddit", "rank"], "left_anti"))
-        snip_src = snip_src.unionByName(gone.withColumn("_delete", F.lit(True)), allowMissingColumns=True)
-    m_snip = upsert_table(spark, lake, GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, snip_src, ["user_key", "subreddit", "rank"],
-                          run_id=run_id, stage_root=stage)
-    steps("snippets")
-
-    # ---- 4. user_images of these months
-    images = (subs.where("is_image").select(
-        "month", "user_key", F.col("subreddit_lc").alias("subreddit"), F.concat(F.lit("t3_"), "id").alias("post_id"),
-        F.posexplode("image_urls").alias("image_index", "url"), F.col("created_utc").alias("created"), "nsfw")
-        .join(user_ids, "user_key", "left").join(sub_ids, "subreddit", "left"))
-    write_table(spark, lake, GOLD_USER_IMAGES, USER_IMAGES_SCHEMA, run_id=run_id, stage_root=stage, df=images,
-                partition_by=["month"], months=months, compression=etl.parquet_compression)
+    m_users = merge(GOLD_USERS, GOLD_USERS_SCHEMA, p2 / "users", ["user_key"])
+    m_subs = merge(GOLD_SUBREDDITS, GOLD_SUBREDDITS_SCHEMA, p2 / "subreddits", ["subreddit"])
+    m_edges = merge(GOLD_EDGES, GOLD_EDGES_SCHEMA, p2 / "edges", ["user_key", "subreddit"])
+    m_snip = merge(GOLD_SNIPPETS, GOLD_SNIPPETS_SCHEMA, p2 / "snippets", ["user_key", "subreddit", "rank"])
+    steps("merge")
+    write_table(spark, lake, GOLD_USER_IMAGES, USER_IMAGES_SCHEMA, run_id=run_id, stage_root=stage, staged_dir=p2 / "images",
+                partition_by=["month"], months=months)
     steps("user_images")
 
     # ---- 5. the monthly rows, last
@@ -274,18 +416,16 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
                  partition_by=["month"], months=months)
     commit_files(lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, list_staged(cand_new_dir), run_id=run_id,
                  partition_by=["month"], months=months)
-
     steps("monthly_tables")
     counts = {
-        "affected_pairs": _staged_rows(stage / "affected"), "affected_users": _staged_rows(stage / "user_ids"),
-        "affected_subreddits": _staged_rows(stage / "sub_ids"), "new_users": u_next - u_start,
-        "new_subreddits": s_next - s_start,
+        "buckets": buckets,
+        "affected_pairs": sum(r["affected_pairs"] for r in plan), "affected_users": sum(r["affected_users"] for r in plan),
+        "affected_subreddits": subs.height, "new_users": u_next - u_start, "new_subreddits": s_next - s_start,
         "merge": {"users": _short(m_users), "subreddits": _short(m_subs), "edges": _short(m_edges), "snippets": _short(m_snip)},
     }
     for name in (GOLD_USERS, GOLD_SUBREDDITS, GOLD_EDGES, GOLD_SNIPPETS, GOLD_USER_IMAGES):
         counts[name] = count_rows(lake, name)
-    import shutil
-
+    counts["images_staged"] = sum(r["images"] for r in agg)
     shutil.rmtree(stage, ignore_errors=True)
     counts["step_seconds"] = steps.times
     return counts
@@ -295,11 +435,3 @@ def _short(m: dict) -> dict:
     return {k.replace("num_target_rows_", ""): v for k, v in (m or {}).items()
             if k in ("num_target_rows_inserted", "num_target_rows_updated", "num_target_rows_deleted", "created")}
 
-
-def read_table_staged(spark: "SparkSession", stage_dir: str | Path, schema: pa.Schema) -> "DataFrame":
-    """Staged (not yet committed) Parquet of a month-partitioned table, read with its schema."""
-    from zipp.etl.delta import list_staged, spark_schema
-
-    if not list_staged(stage_dir):
-        return spark.createDataFrame([], spark_schema(schema))
-    return spark.read.schema(spark_schema(schema)).parquet(str(stage_dir))

@@ -160,6 +160,11 @@ GOLD_SNIPPET_CANDIDATES_SCHEMA = pa.schema([
     ("user_key", pa.string()), ("subreddit", pa.string()), ("snippet_id", pa.string()), ("kind", pa.string()),
     ("text", pa.string()), ("score", pa.int64()), ("created", TS), ("month", pa.string()),
 ])
+# gold/user_images rows of a silver task, before ids are attached (staged only, never a table)
+GOLD_IMAGE_CANDIDATES_SCHEMA = pa.schema([
+    ("user_key", pa.string()), ("subreddit", pa.string()), ("post_id", pa.string()), ("image_index", pa.int32()),
+    ("url", pa.string()), ("created", TS), ("nsfw", pa.bool_()), ("month", pa.string()),
+])
 
 # Bookkeeping of the ETL itself (not data): under <lake>/_etl/
 ETL_FILES = "_etl/files"
@@ -210,8 +215,15 @@ DICTIONARY_COLUMNS = frozenset({"subreddit", "subreddit_id", "subreddit_lc", "di
                                 "reason", "post_hint", "domain", "month", "user_key", "author"})
 
 
+# Free text: no Parquet min/max statistics. Nobody filters on them, and computing them over long
+# strings is ~30% of a bronze chunk's write time.
+NO_STATISTICS_COLUMNS = frozenset({"body", "selftext", "title", "text", "raw", "detail", "url", "permalink", "image_urls",
+                                   "preview_urls", "gallery_urls", "author_flair_text", "link_flair_text"})
+
+
 def parquet_write_options(table: pa.Table | pa.Schema, compression: str) -> dict:
     """``pyarrow.parquet.write_table`` keyword arguments for an Arrow task's staged file."""
     names = table.names if isinstance(table, pa.Schema) else table.column_names
     return {"compression": None if compression == "none" else compression,
-            "use_dictionary": [n for n in names if n in DICTIONARY_COLUMNS]}
+            "use_dictionary": [n for n in names if n in DICTIONARY_COLUMNS],
+            "write_statistics": [n for n in names if n not in NO_STATISTICS_COLUMNS]}

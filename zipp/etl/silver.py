@@ -11,9 +11,10 @@
 - ``user_key``: salted hash of the author (:mod:`zipp.identity`); null for deleted authors. The salt
   travels only inside the pickled task function, never in a plan or a table.
 
-How: one small Spark job per kind finds the losing copies of duplicated ids from the id columns only
-(no shuffle of whole rows); then one Arrow task per bronze file (``mapInArrow``) reads it, drops the
-losers, derives the columns with polars and writes the silver Parquet; one commit per table.
+How: one Arrow task per id-hash bucket (``mapInArrow``) finds the losing copies of duplicated ids from
+the id columns only (no shuffle); then one Arrow task per bronze file reads it, drops the losers,
+derives the columns with polars and writes the silver Parquet (and gold's monthly rows); one commit
+per table, then distinct ids per month are counted on the committed table, again by id-hash bucket.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from zipp.config import EtlConfig
-from zipp.etl.schemas import BRONZE_SCHEMAS, KINDS, SILVER_SCHEMAS, bronze_table, parquet_write_options, silver_table
+from zipp.etl.schemas import KINDS, SILVER_SCHEMAS, bronze_table, parquet_write_options, silver_table
 from zipp.etl.steps import Steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,8 +126,8 @@ def _facts(df, kind: str) -> list[dict]:
 
 def gold_partials(df, kind: str, k: int, max_chars: int):
     """What gold needs from these silver rows, computed in the same task: per (month, user, subreddit)
-    the activity counts, and the k best texts (a month's rows from several files give several rows per
-    pair; gold sums / ranks them again)."""
+    the activity counts, the k best texts (a month's rows from several files give several rows per
+    pair; gold sums / ranks them again), and for submissions the image rows of gold/user_images."""
     import polars as pl
 
     el = df.filter(pl.col("user_key").is_not_null() & ~pl.col("is_deleted_author") & ~pl.col("is_bot")
@@ -147,7 +148,14 @@ def gold_partials(df, kind: str, k: int, max_chars: int):
         pl.col("created_utc").alias("created"))
     cands = (cands.sort([pl.col("score").fill_null(0), "created", "snippet_id"], descending=[True, False, False])
              .group_by("month", "user_key", "subreddit", maintain_order=True).head(k))
-    return pairs, cands
+    images = None
+    if is_sub:
+        images = (el.filter(pl.col("is_image")).select(
+            "month", "user_key", pl.col("_sub").alias("subreddit"), (pl.lit("t3_") + pl.col("id")).alias("post_id"),
+            pl.col("image_urls").alias("url"), pl.col("created_utc").alias("created"), "nsfw")
+            .with_columns(pl.int_ranges(pl.col("url").list.len(), dtype=pl.Int32).alias("image_index"))
+            .explode("url", "image_index"))
+    return pairs, cands, images
 
 
 def _write_parts(df, out_dir: str, name: str, schema: pa.Schema, part: str, comp) -> None:
@@ -161,9 +169,18 @@ def _write_parts(df, out_dir: str, name: str, schema: pa.Schema, part: str, comp
         pq.write_table(table, d / part, **parquet_write_options(table, comp))
 
 
+def _write_gold_parts(df, out_dir: str, name: str, schema: pa.Schema, part: str, comp) -> None:
+    """Monthly gold rows, sorted by user_key so a gold task reads only its key range's row groups."""
+    from zipp.etl.gold import write_sorted
+
+    target = schema.remove(schema.get_field_index("month"))
+    for (month,), rows in df.partition_by("month", as_dict=True).items():
+        write_sorted(rows, Path(out_dir) / name / f"month={month}" / part, target, comp)
+
+
 def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[str, dict[str, set[int]]],
                  etl: EtlConfig, salt: str, out_dir: str):
-    from zipp.etl.schemas import GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
+    from zipp.etl.schemas import GOLD_IMAGE_CANDIDATES_SCHEMA, GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
 
     def run(batches):
         import pyarrow.parquet as pq
@@ -177,43 +194,112 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
                 df = transform(pq.read_table(uri), kind, months, losers[kind], authors)
                 part = f"part-{i:06d}.parquet"
                 _write_parts(df, out_dir, f"silver__{kind}", SILVER_SCHEMAS[kind], part, etl.parquet_compression)
-                pairs, cands = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
-                _write_parts(pairs, out_dir, "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", etl.parquet_compression)
-                _write_parts(cands, out_dir, "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", etl.parquet_compression)
+                pairs, cands, images = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
+                comp = etl.parquet_compression
+                _write_gold_parts(pairs, out_dir, "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
+                _write_gold_parts(cands, out_dir, "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
+                if images is not None:
+                    _write_gold_parts(images, out_dir, "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
                 yield pa.RecordBatch.from_pylist([{"kind": kind, "facts": json.dumps(_facts(df, kind))}],
                                                  schema=pa.schema([("kind", pa.string()), ("facts", pa.string())]))
 
     return run
 
 
-def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str]) -> dict[str, set[int]]:
+def _id_bucket(buckets: int, bucket: int):
+    """Rows whose ``id`` hashes to ``bucket``: every copy of an id lands in the same task."""
+    import polars as pl
+
+    return (pl.col("id").hash(seed=0) % buckets) == bucket
+
+
+def _losers_task(files: list[str], months: list[str], buckets: int):
+    def run(batches):
+        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
+        from zipp.etl.parse import month_bounds
+
+        import polars as pl
+
+        created = pl.col("created_utc")
+        in_months = pl.any_horizontal([(created >= lo) & (created < hi) for lo, hi in (month_bounds(m, 0) for m in months)])
+        for b in batches:
+            for i in b.column("id").to_pylist():
+                rows = (pl.scan_parquet(files, hive_partitioning=True, hive_schema={"month": pl.String})
+                        .select("id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc")
+                        .filter(in_months & _id_bucket(buckets, i)).collect())
+                dup = rows.filter(pl.col("id").is_duplicated()).with_columns(
+                    pl.max_horizontal("retrieved_on", "retrieved_2nd_on").alias("_r"))
+                # latest retrieval wins, then the later file, then the later line
+                dup = dup.sort(["id", pl.col("_r").is_not_null(), "_r", "source_file", "line_no"],
+                               descending=[False, True, True, True, True], nulls_last=True)
+                losers = dup.filter(pl.int_range(pl.len()).over("id") > 0).select("source_file", "line_no")
+                yield from losers.to_arrow().cast(pa.schema([("source_file", pa.string()), ("line_no", pa.int64())])).to_batches()
+
+    return run
+
+
+_ID_BUCKET_ROWS = 20_000_000  # id columns only: a bucket task keeps ~100 bytes per row it owns
+
+
+def id_buckets(spark: "SparkSession", rows: int) -> int:
+    """Tasks of an id-hash pass: each reads the id columns of every file, so few (the session's
+    shuffle parallelism), more only when a bucket's share would not fit a worker."""
+    import math
+
+    return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")), math.ceil(rows / _ID_BUCKET_ROWS))
+
+
+def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str],
+                etl: EtlConfig) -> dict[str, set[int]]:
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
-    rows created in ``months``. One aggregation over the id/retrieval/position columns only; the
-    duplicated groups (rare) come back to the driver, which picks the winners."""
-    from functools import reduce
+    rows created in ``months``. One Arrow task per id-hash bucket reads the id/retrieval/position
+    columns of the sources (no shuffle); each returns the losing copies of its ids (rare)."""
+    from zipp.etl.delta import count_rows, describe
+    from zipp.etl.gold import table_files
 
-    from pyspark.sql import functions as F
-
-    from zipp.etl.delta import read_table
-    from zipp.etl.parse import month_bounds
-
-    in_months = reduce(lambda a, b: a | b, [(F.col("created_utc") >= lo) & (F.col("created_utc") < hi)
-                                            for lo, hi in (month_bounds(m, 0) for m in months)])
-    b = read_table(spark, lake, bronze_table(kind), BRONZE_SCHEMAS[kind], sources).where(in_months)
-    # count-only aggregation first (partial hash aggregation, no per-row structs); the copies of the
-    # few duplicated ids are fetched in a second, broadcast-joined pass
-    dup = b.groupBy("id").count().where(F.col("count") > 1).select("id")
-    dup_ids = [r["id"] for r in dup.collect()]
-    if not dup_ids:
+    files = table_files(lake, bronze_table(kind), sources)
+    if not files:
         return {}
-    copies = F.struct(F.greatest("retrieved_on", "retrieved_2nd_on").alias("r"), "source_file", "line_no")
-    ids = spark.createDataFrame([(i,) for i in dup_ids], "id string")
-    groups = b.join(F.broadcast(ids), "id").groupBy("id").agg(F.collect_list(copies).alias("copies")).select("copies").collect()
+    buckets = id_buckets(spark, count_rows(lake, bronze_table(kind), sources))
+    describe(spark, f"zipp silver: duplicated {kind} ids ({buckets} buckets)")
+    rows = spark.range(0, buckets, 1, buckets).mapInArrow(_losers_task(files, months, buckets),
+                                                          "source_file string, line_no long").collect()
     out: dict[str, set[int]] = {}
-    for g in groups:  # latest retrieval wins, then the later file, then the later line
-        ranked = sorted(g["copies"], key=lambda c: (c["r"] is not None, c["r"] or 0, c["source_file"], c["line_no"]), reverse=True)
-        for c in ranked[1:]:
-            out.setdefault(c["source_file"], set()).add(int(c["line_no"]))
+    for r in rows:
+        out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
+    return out
+
+
+def _distinct_ids_task(files: list[str], buckets: int):
+    def run(batches):
+        import zipp.etl.parse  # noqa: F401
+
+        import polars as pl
+
+        for b in batches:
+            for i in b.column("id").to_pylist():
+                per_month = (pl.scan_parquet(files, hive_partitioning=True, hive_schema={"month": pl.String})
+                             .select("id", "month").filter(_id_bucket(buckets, i))
+                             .group_by("month").agg(pl.col("id").n_unique().cast(pl.Int64).alias("ids")).collect())
+                yield from per_month.to_arrow().cast(pa.schema([("month", pa.string()), ("ids", pa.int64())])).to_batches()
+
+    return run
+
+
+def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], etl: EtlConfig) -> dict[str, int]:
+    """Distinct ids per month of the committed silver table: the independent check of the dedup
+    (id-hash buckets, so per-bucket counts add up)."""
+    from zipp.etl.delta import count_rows, describe
+    from zipp.etl.gold import table_files
+
+    files = table_files(lake, silver_table(kind), months)
+    if not files:
+        return {}
+    buckets = id_buckets(spark, count_rows(lake, silver_table(kind), months))
+    describe(spark, f"zipp silver: distinct {kind} ids ({buckets} buckets)")
+    out: dict[str, int] = {}
+    for r in spark.range(0, buckets, 1, buckets).mapInArrow(_distinct_ids_task(files, buckets), "month string, ids long").collect():
+        out[r["month"]] = out.get(r["month"], 0) + int(r["ids"])
     return out
 
 
@@ -256,13 +342,13 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     """Rebuild silver/* for ``plan.months``. Returns ``kinds`` (per kind: totals and per-month facts),
     ``step_seconds`` and ``gold_partials`` (staged folders of the monthly gold rows, for build_gold)."""
     from deltalake import DeltaTable
-    from pyspark.sql import functions as F
 
-    from zipp.etl.delta import describe, exists, read_table, table_path, write_table
+    from zipp.etl.delta import describe, exists, table_path, write_table
 
     months = plan.months
     steps = Steps("silver")
-    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months) if plan.sources[kind] else {} for kind in KINDS}
+    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, etl) if plan.sources[kind] else {}
+              for kind in KINDS}
     steps("find_duplicates")
     tasks = [(kind, uri) for kind in KINDS if plan.sources[kind] and exists(lake, bronze_table(kind))
              for uri in DeltaTable(table_path(lake, bronze_table(kind))).file_uris(
@@ -285,8 +371,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
         write_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], run_id=run_id, stage_root=stage_root,
                     staged_dir=out_dir / f"silver__{kind}", partition_by=["month"], months=months)
         # independent check of the dedup: distinct ids per month, on the committed table
-        ids = {r["month"]: int(r["ids"]) for r in read_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], months)
-               .groupBy("month").agg(F.countDistinct("id").alias("ids")).collect()}
+        ids = distinct_ids(spark, lake, kind, months, etl)
         kf = sorted(facts[kind].values(), key=lambda r: r["month"])
         for r in kf:
             r["ids"] = ids.get(r["month"], 0)
@@ -298,4 +383,5 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
         steps(f"{kind}_commit")
     save_month_map(lake, plan)
     return {"kinds": kinds, "step_seconds": steps.times,
-            "gold_partials": {"pairs": str(out_dir / "gold_pairs"), "candidates": str(out_dir / "gold_candidates")}}
+            "gold_partials": {"pairs": str(out_dir / "gold_pairs"), "candidates": str(out_dir / "gold_candidates"),
+                              "images": str(out_dir / "gold_images")}}
