@@ -249,8 +249,7 @@ def id_buckets(spark: "SparkSession", rows: int) -> int:
     return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")), math.ceil(rows / _ID_BUCKET_ROWS))
 
 
-def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str],
-                etl: EtlConfig) -> dict[str, set[int]]:
+def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str]) -> dict[str, set[int]]:
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
     rows created in ``months``. One Arrow task per id-hash bucket reads the id/retrieval/position
     columns of the sources (no shuffle); each returns the losing copies of its ids (rare)."""
@@ -286,7 +285,7 @@ def _distinct_ids_task(files: list[str], buckets: int):
     return run
 
 
-def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], etl: EtlConfig) -> dict[str, int]:
+def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str]) -> dict[str, int]:
     """Distinct ids per month of the committed silver table: the independent check of the dedup
     (id-hash buckets, so per-bucket counts add up)."""
     from zipp.etl.delta import count_rows, describe
@@ -347,7 +346,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
 
     months = plan.months
     steps = Steps("silver")
-    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, etl) if plan.sources[kind] else {}
+    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months) if plan.sources[kind] else {}
               for kind in KINDS}
     steps("find_duplicates")
     tasks = [(kind, uri) for kind in KINDS if plan.sources[kind] and exists(lake, bronze_table(kind))
@@ -371,7 +370,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
         write_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], run_id=run_id, stage_root=stage_root,
                     staged_dir=out_dir / f"silver__{kind}", partition_by=["month"], months=months)
         # independent check of the dedup: distinct ids per month, on the committed table
-        ids = distinct_ids(spark, lake, kind, months, etl)
+        ids = distinct_ids(spark, lake, kind, months)
         kf = sorted(facts[kind].values(), key=lambda r: r["month"])
         for r in kf:
             r["ids"] = ids.get(r["month"], 0)
