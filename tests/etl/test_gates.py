@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import REPO
 from etl_dumps import comment, ts, write_lines
 
 from zipp import lake as lakeio
@@ -37,3 +38,30 @@ def test_gate_failure_names_the_file_writes_the_report_and_keeps_bronze(tmp_path
     assert files == {"RC_2016-05.zst": "failed_gate", "RC_2016-06.zst": "failed_gate"}
     runs_table = lakeio.read_arrow(lake, "_etl/runs").to_pylist()
     assert [r["status"] for r in runs_table] == ["failed_gate"]
+
+
+def test_gold_gate_passes_a_clean_run_and_catches_a_missing_edge(tmp_path, etl_cli, spark):
+    """The gold gate compares the committed edges with what the gold tasks summed from every pair's
+    monthly rows: a clean run passes, an edge lost afterwards is named."""
+    from deltalake import DeltaTable
+
+    from zipp.config import load_config
+    from zipp.etl.quality import QualityGateError, gate_gold
+    from zipp.identity import user_key
+
+    dump, lake, runs = tmp_path / "dump", tmp_path / "lake", tmp_path / "runs"
+    t = ts("2016-05-10")
+    write_lines(dump / "RC_2016-05.zst", [comment(f"c{i}", ["alice", "bob", "carol"][i % 3], ["pics", "funny"][i % 2], t + i)
+                                          for i in range(12)])
+    code, out = etl_cli("ingest", "--input", dump, "--lake", lake, "--run", "ok", f"paths.runs={runs}")
+    assert code == 0, out
+    manifest = json.loads((runs / "ok" / "manifest.json").read_text())
+    gold = manifest["gold"]
+    assert manifest["gates"]["gold"]["success"] and gold["expected_edges"] == 6 == gold["gold/user_subreddit_edges"]
+    assert gold["expected_interactions"] == 12
+
+    DeltaTable(str(lake / "gold/user_subreddit_edges")).delete(f"user_key = '{user_key('alice', 'zipp-local-dev-salt')}'")
+    etl = load_config(conf_dir=REPO / "conf").etl
+    with pytest.raises(QualityGateError, match="gold"):
+        gate_gold(spark, lake, etl, ["2016-05"], {}, gold, tmp_path / "quality")
+    assert "edges:rows" in (tmp_path / "quality" / "gold.html").read_text()

@@ -254,7 +254,11 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     image_schema = USER_IMAGES_SCHEMA.remove(USER_IMAGES_SCHEMA.get_field_index("month"))
     for (month,), rows in images.partition_by("month", as_dict=True).items():
         write_sorted(rows, out / "images" / f"month={month}" / name, image_schema, comp)
-    return {"bucket": bucket, "edges": edges.height, "snippets": best.height, "images": images.height}
+    # what gold/user_subreddit_edges must hold for this range after the run (all pairs, all months): the gate's yardstick
+    all_edges = totals.filter(pl.col("is_edge"))
+    return {"bucket": bucket, "edges": edges.height, "snippets": best.height, "images": images.height,
+            "expected_edges": all_edges.height,
+            "expected_interactions": int((all_edges["n_comments"] + all_edges["n_submissions"]).sum())}
 
 
 def _plan_task(buckets: int, inp: GoldInputs, out_dir: str):
@@ -426,6 +430,8 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     for name in (GOLD_USERS, GOLD_SUBREDDITS, GOLD_EDGES, GOLD_SNIPPETS, GOLD_USER_IMAGES):
         counts[name] = count_rows(lake, name)
     counts["images_staged"] = sum(r["images"] for r in agg)
+    counts["expected_edges"] = sum(r["expected_edges"] for r in agg)
+    counts["expected_interactions"] = sum(r["expected_interactions"] for r in agg)
     shutil.rmtree(stage, ignore_errors=True)
     counts["step_seconds"] = steps.times
     return counts
