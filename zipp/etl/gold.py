@@ -103,7 +103,7 @@ def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns:
 
 
 def _put(df: "pl.DataFrame", path: Path) -> None:
-    """An intermediate file between the two bucket tasks."""
+    """An intermediate file of a bucket task, read by the driver (touched subreddits, partial sums)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     df.write_parquet(path)
 
