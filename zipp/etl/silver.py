@@ -11,16 +11,18 @@
 - ``user_key``: salted hash of the author (:mod:`zipp.identity`); null for deleted authors. The salt
   travels only inside the pickled task function, never in a plan or a table.
 
-How: one Arrow task per id-hash bucket (``mapInArrow``) finds the losing copies of duplicated ids from
-the id columns only (no shuffle); then one Arrow task per bronze file reads it, drops the losers,
-derives the columns with polars and writes the silver Parquet (and gold's monthly rows); one commit
-per table, then distinct ids per month are counted on the committed table, again by id-hash bucket.
+How: Arrow tasks (``mapInArrow``), no Spark SQL shuffle. An id shuffle through staged files (map:
+id/retrieval/position columns into id-hash bucket folders; reduce: one task per bucket) finds the
+losing copies of duplicated ids; one task per bronze file reads it, drops the losers, derives the
+columns with polars and writes the silver Parquet (and gold's monthly rows); one commit per table;
+then distinct ids per month are counted on the committed table by another id shuffle.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,98 +208,137 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
     return run
 
 
-def _id_bucket(buckets: int, bucket: int):
-    """Rows whose ``id`` hashes to ``bucket``: every copy of an id lands in the same task."""
-    import polars as pl
-
-    return (pl.col("id").hash(seed=0) % buckets) == bucket
+_ID_BUCKET_ROWS = 5_000_000  # rows (narrow id columns, ~60 bytes each) per reduce task of an id shuffle
 
 
-def _losers_task(files: list[str], months: list[str], buckets: int):
+def _id_partition_task(groups: list[list[str]], columns: list[str], months: list[str] | None, buckets: int, out_dir: str):
+    """Map side of an id shuffle: each task reads ``columns`` of its group of files (only the rows
+    created in ``months`` when given) and writes one file per id-hash bucket."""
+
     def run(batches):
         import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
         from zipp.etl.parse import month_bounds
 
         import polars as pl
 
-        created = pl.col("created_utc")
-        in_months = pl.any_horizontal([(created >= lo) & (created < hi) for lo, hi in (month_bounds(m, 0) for m in months)])
         for b in batches:
             for i in b.column("id").to_pylist():
-                rows = (pl.scan_parquet(files, hive_partitioning=True, hive_schema={"month": pl.String})
-                        .select("id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc")
-                        .filter(in_months & _id_bucket(buckets, i)).collect())
+                lf = pl.scan_parquet(groups[i], hive_partitioning=True, hive_schema={"month": pl.String}).select(columns)
+                if months is not None:
+                    created = pl.col("created_utc")
+                    lf = lf.filter(pl.any_horizontal([(created >= lo) & (created < hi)
+                                                      for lo, hi in (month_bounds(m, 0) for m in months)]))
+                df = lf.with_columns((pl.col("id").hash(seed=0) % buckets).alias("_bucket")).collect()
+                for (bucket,), part in df.partition_by("_bucket", as_dict=True).items():
+                    path = Path(out_dir) / f"bucket={bucket}" / f"map-{i:05d}.parquet"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    part.drop("_bucket").write_parquet(path)
+                yield pa.RecordBatch.from_pylist([{"rows": df.height}], schema=pa.schema([("rows", pa.int64())]))
+
+    return run
+
+
+def id_shuffle(spark: "SparkSession", files: list[str], columns: list[str], months: list[str] | None, rows: int,
+               out_dir: Path, what: str) -> int:
+    """Group rows by id across files without Spark SQL: a map job writes each task's rows into
+    id-hash bucket folders under ``out_dir`` (every copy of an id lands in one folder), and the caller
+    runs one task per folder. Each file is read once; returns the number of buckets."""
+    import math
+
+    from zipp.etl.delta import describe
+
+    parallelism = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
+    buckets = max(parallelism, math.ceil(rows / _ID_BUCKET_ROWS))
+    n_map = max(1, min(len(files), 2 * parallelism))  # each file is read by one map task
+    groups = [files[i::n_map] for i in range(n_map)]
+    describe(spark, f"zipp silver: {what}, map ({n_map} tasks, {buckets} buckets)")
+    spark.range(0, n_map, 1, n_map).mapInArrow(_id_partition_task(groups, columns, months, buckets, str(out_dir)),
+                                               "rows long").collect()
+    return buckets
+
+
+def _bucket_files(out_dir: str, bucket: int) -> list[str]:
+    d = Path(out_dir) / f"bucket={bucket}"
+    return sorted(str(p) for p in d.glob("*.parquet")) if d.is_dir() else []
+
+
+def _losers_task(out_dir: str):
+    def run(batches):
+        import zipp.etl.parse  # noqa: F401
+
+        import polars as pl
+
+        schema = pa.schema([("source_file", pa.string()), ("line_no", pa.int64())])
+        for b in batches:
+            for i in b.column("id").to_pylist():
+                files = _bucket_files(out_dir, i)
+                if not files:
+                    continue
+                rows = pl.read_parquet(files)
                 dup = rows.filter(pl.col("id").is_duplicated()).with_columns(
                     pl.max_horizontal("retrieved_on", "retrieved_2nd_on").alias("_r"))
                 # latest retrieval wins, then the later file, then the later line
                 dup = dup.sort(["id", pl.col("_r").is_not_null(), "_r", "source_file", "line_no"],
                                descending=[False, True, True, True, True], nulls_last=True)
                 losers = dup.filter(pl.int_range(pl.len()).over("id") > 0).select("source_file", "line_no")
-                yield from losers.to_arrow().cast(pa.schema([("source_file", pa.string()), ("line_no", pa.int64())])).to_batches()
+                yield from losers.to_arrow().cast(schema).to_batches()
 
     return run
 
 
-_ID_BUCKET_ROWS = 20_000_000  # id columns only: a bucket task keeps ~100 bytes per row it owns
-
-
-def id_buckets(spark: "SparkSession", rows: int) -> int:
-    """Tasks of an id-hash pass: each reads the id columns of every file, so few (the session's
-    shuffle parallelism), more only when a bucket's share would not fit a worker."""
-    import math
-
-    return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")), math.ceil(rows / _ID_BUCKET_ROWS))
-
-
-def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str]) -> dict[str, set[int]]:
+def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str],
+                stage_dir: Path) -> dict[str, set[int]]:
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
-    rows created in ``months``. One Arrow task per id-hash bucket reads the id/retrieval/position
-    columns of the sources (no shuffle); each returns the losing copies of its ids (rare)."""
+    rows created in ``months``. An id shuffle of the id/retrieval/position columns only (see
+    :func:`id_shuffle`); each bucket's task returns the losing copies of its ids (rare)."""
     from zipp.etl.delta import count_rows, describe
     from zipp.etl.gold import table_files
 
     files = table_files(lake, bronze_table(kind), sources)
     if not files:
         return {}
-    buckets = id_buckets(spark, count_rows(lake, bronze_table(kind), sources))
-    describe(spark, f"zipp silver: duplicated {kind} ids ({buckets} buckets)")
-    rows = spark.range(0, buckets, 1, buckets).mapInArrow(_losers_task(files, months, buckets),
-                                                          "source_file string, line_no long").collect()
+    cols = ["id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc"]
+    buckets = id_shuffle(spark, files, cols, months, count_rows(lake, bronze_table(kind), sources), stage_dir,
+                         f"duplicated {kind} ids")
+    describe(spark, f"zipp silver: duplicated {kind} ids, reduce ({buckets} tasks)")
+    rows = spark.range(0, buckets, 1, buckets).mapInArrow(_losers_task(str(stage_dir)), "source_file string, line_no long").collect()
     out: dict[str, set[int]] = {}
     for r in rows:
         out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
     return out
 
 
-def _distinct_ids_task(files: list[str], buckets: int):
+def _distinct_ids_task(out_dir: str):
     def run(batches):
         import zipp.etl.parse  # noqa: F401
 
         import polars as pl
 
+        schema = pa.schema([("month", pa.string()), ("ids", pa.int64())])
         for b in batches:
             for i in b.column("id").to_pylist():
-                per_month = (pl.scan_parquet(files, hive_partitioning=True, hive_schema={"month": pl.String})
-                             .select("id", "month").filter(_id_bucket(buckets, i))
-                             .group_by("month").agg(pl.col("id").n_unique().cast(pl.Int64).alias("ids")).collect())
-                yield from per_month.to_arrow().cast(pa.schema([("month", pa.string()), ("ids", pa.int64())])).to_batches()
+                files = _bucket_files(out_dir, i)
+                if files:
+                    per_month = pl.read_parquet(files).group_by("month").agg(pl.col("id").n_unique().cast(pl.Int64).alias("ids"))
+                    yield from per_month.to_arrow().cast(schema).to_batches()
 
     return run
 
 
-def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str]) -> dict[str, int]:
+def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], stage_dir: Path) -> dict[str, int]:
     """Distinct ids per month of the committed silver table: the independent check of the dedup
-    (id-hash buckets, so per-bucket counts add up)."""
+    (an id shuffle, so per-bucket counts add up)."""
     from zipp.etl.delta import count_rows, describe
     from zipp.etl.gold import table_files
 
     files = table_files(lake, silver_table(kind), months)
     if not files:
         return {}
-    buckets = id_buckets(spark, count_rows(lake, silver_table(kind), months))
-    describe(spark, f"zipp silver: distinct {kind} ids ({buckets} buckets)")
+    buckets = id_shuffle(spark, files, ["id", "month"], None, count_rows(lake, silver_table(kind), months), stage_dir,
+                         f"distinct {kind} ids")
+    describe(spark, f"zipp silver: distinct {kind} ids, reduce ({buckets} tasks)")
     out: dict[str, int] = {}
-    for r in spark.range(0, buckets, 1, buckets).mapInArrow(_distinct_ids_task(files, buckets), "month string, ids long").collect():
+    for r in spark.range(0, buckets, 1, buckets).mapInArrow(_distinct_ids_task(str(stage_dir)), "month string, ids long").collect():
         out[r["month"]] = out.get(r["month"], 0) + int(r["ids"])
     return out
 
@@ -346,8 +387,9 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
 
     months = plan.months
     steps = Steps("silver")
-    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months) if plan.sources[kind] else {}
-              for kind in KINDS}
+    ids_dir = Path(stage_root) / f"silver-ids-{uuid.uuid4().hex[:6]}"
+    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, ids_dir / f"losers-{kind}")
+              if plan.sources[kind] else {} for kind in KINDS}
     steps("find_duplicates")
     tasks = [(kind, uri) for kind in KINDS if plan.sources[kind] and exists(lake, bronze_table(kind))
              for uri in DeltaTable(table_path(lake, bronze_table(kind))).file_uris(
@@ -370,7 +412,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
         write_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], run_id=run_id, stage_root=stage_root,
                     staged_dir=out_dir / f"silver__{kind}", partition_by=["month"], months=months)
         # independent check of the dedup: distinct ids per month, on the committed table
-        ids = distinct_ids(spark, lake, kind, months)
+        ids = distinct_ids(spark, lake, kind, months, ids_dir / f"distinct-{kind}")
         kf = sorted(facts[kind].values(), key=lambda r: r["month"])
         for r in kf:
             r["ids"] = ids.get(r["month"], 0)
@@ -381,6 +423,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
                        "duplicates": n_in - totals.get("rows", 0), "facts": kf}
         steps(f"{kind}_commit")
     save_month_map(lake, plan)
+    shutil.rmtree(ids_dir, ignore_errors=True)
     return {"kinds": kinds, "step_seconds": steps.times,
             "gold_partials": {"pairs": str(out_dir / "gold_pairs"), "candidates": str(out_dir / "gold_candidates"),
                               "images": str(out_dir / "gold_images")}}
