@@ -120,3 +120,22 @@ def test_new_ids_are_dense_in_key_order_across_key_ranges(tmp_path):
     assert pl.read_parquet(tmp_path / "p2" / "edges" / "upsert").height == 0
     assert pl.read_parquet(tmp_path / "p2" / "edges" / "delete").height == len(keys)
     assert (got["n_comments"] == 2).all() and (got["n_subreddits"] == 0).all()
+
+
+def test_losing_copies_keep_the_latest_retrieval_then_the_later_file_and_line():
+    import polars as pl
+
+    from zipp.etl.silver import ids_per_month, losing_copies
+
+    rows = pl.DataFrame({
+        "id": ["a", "a", "a", "b", "b", "c", "d", "d"],
+        "retrieved_on": [10, 30, None, None, None, 5, 7, 7],
+        "retrieved_2nd_on": [None, None, 40, None, None, None, None, None],  # Arctic-Shift's later re-crawl counts
+        "source_file": ["RC_1", "RC_1", "RC_2", "RC_1", "RC_2", "RC_1", "RC_1", "RC_1"],
+        "line_no": [1, 2, 3, 4, 5, 6, 7, 8],
+        "month": ["2016-01"] * 8,
+    })
+    losers = sorted(losing_copies(rows).iter_rows())
+    # a: line 3 (retrieved 40) wins; b: no retrieval at all, the later file wins; d: tie, the later line wins
+    assert losers == [("RC_1", 1), ("RC_1", 2), ("RC_1", 4), ("RC_1", 7)]
+    assert ids_per_month(rows).to_dicts() == [{"month": "2016-01", "ids": 4}]

@@ -35,6 +35,7 @@ from zipp.etl.schemas import KINDS, SILVER_SCHEMAS, bronze_table, parquet_write_
 from zipp.etl.steps import Steps
 
 if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
     from pyspark.sql import SparkSession
 
 DELETED = ("[deleted]", "[removed]")
@@ -262,28 +263,45 @@ def _bucket_files(out_dir: str, bucket: int) -> list[str]:
     return sorted(str(p) for p in d.glob("*.parquet")) if d.is_dir() else []
 
 
-def _losers_task(out_dir: str):
+def _reduce_task(out_dir: str, reduce, schema: pa.Schema):
+    """Reduce side of an id shuffle: task i runs ``reduce`` (polars frame -> polars frame) on bucket i."""
+
     def run(batches):
-        import zipp.etl.parse  # noqa: F401
+        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
 
         import polars as pl
 
-        schema = pa.schema([("source_file", pa.string()), ("line_no", pa.int64())])
         for b in batches:
             for i in b.column("id").to_pylist():
                 files = _bucket_files(out_dir, i)
-                if not files:
-                    continue
-                rows = pl.read_parquet(files)
-                dup = rows.filter(pl.col("id").is_duplicated()).with_columns(
-                    pl.max_horizontal("retrieved_on", "retrieved_2nd_on").alias("_r"))
-                # latest retrieval wins, then the later file, then the later line
-                dup = dup.sort(["id", pl.col("_r").is_not_null(), "_r", "source_file", "line_no"],
-                               descending=[False, True, True, True, True], nulls_last=True)
-                losers = dup.filter(pl.int_range(pl.len()).over("id") > 0).select("source_file", "line_no")
-                yield from losers.to_arrow().cast(schema).to_batches()
+                if files:
+                    yield from reduce(pl.read_parquet(files)).to_arrow().cast(schema).to_batches()
 
     return run
+
+
+def id_reduce(spark: "SparkSession", out_dir: Path, buckets: int, reduce, schema: pa.Schema, what: str) -> list:
+    from zipp.etl.delta import describe, spark_schema
+
+    describe(spark, f"zipp silver: {what}, reduce ({buckets} tasks)")
+    return spark.range(0, buckets, 1, buckets).mapInArrow(_reduce_task(str(out_dir), reduce, schema), spark_schema(schema)).collect()
+
+
+def losing_copies(rows: "pl.DataFrame") -> "pl.DataFrame":
+    """(source_file, line_no) of every copy of a duplicated id but the one silver keeps: the latest
+    retrieval wins, then the later file, then the later line."""
+    import polars as pl
+
+    dup = rows.filter(pl.col("id").is_duplicated()).with_columns(pl.max_horizontal("retrieved_on", "retrieved_2nd_on").alias("_r"))
+    dup = dup.sort(["id", pl.col("_r").is_not_null(), "_r", "source_file", "line_no"],
+                   descending=[False, True, True, True, True], nulls_last=True)
+    return dup.filter(pl.int_range(pl.len()).over("id") > 0).select("source_file", "line_no")
+
+
+def ids_per_month(rows: "pl.DataFrame") -> "pl.DataFrame":
+    import polars as pl
+
+    return rows.group_by("month").agg(pl.col("id").n_unique().cast(pl.Int64).alias("ids"))
 
 
 def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str],
@@ -291,54 +309,36 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
     rows created in ``months``. An id shuffle of the id/retrieval/position columns only (see
     :func:`id_shuffle`); each bucket's task returns the losing copies of its ids (rare)."""
-    from zipp.etl.delta import count_rows, describe
+    from zipp.etl.delta import count_rows
     from zipp.etl.gold import table_files
 
     files = table_files(lake, bronze_table(kind), sources)
     if not files:
         return {}
     cols = ["id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc"]
-    buckets = id_shuffle(spark, files, cols, months, count_rows(lake, bronze_table(kind), sources), stage_dir,
-                         f"duplicated {kind} ids")
-    describe(spark, f"zipp silver: duplicated {kind} ids, reduce ({buckets} tasks)")
-    rows = spark.range(0, buckets, 1, buckets).mapInArrow(_losers_task(str(stage_dir)), "source_file string, line_no long").collect()
+    what = f"duplicated {kind} ids"
+    buckets = id_shuffle(spark, files, cols, months, count_rows(lake, bronze_table(kind), sources), stage_dir, what)
+    rows = id_reduce(spark, stage_dir, buckets, losing_copies,
+                     pa.schema([("source_file", pa.string()), ("line_no", pa.int64())]), what)
     out: dict[str, set[int]] = {}
     for r in rows:
         out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
     return out
 
 
-def _distinct_ids_task(out_dir: str):
-    def run(batches):
-        import zipp.etl.parse  # noqa: F401
-
-        import polars as pl
-
-        schema = pa.schema([("month", pa.string()), ("ids", pa.int64())])
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                files = _bucket_files(out_dir, i)
-                if files:
-                    per_month = pl.read_parquet(files).group_by("month").agg(pl.col("id").n_unique().cast(pl.Int64).alias("ids"))
-                    yield from per_month.to_arrow().cast(schema).to_batches()
-
-    return run
-
-
 def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], stage_dir: Path) -> dict[str, int]:
     """Distinct ids per month of the committed silver table: the independent check of the dedup
     (an id shuffle, so per-bucket counts add up)."""
-    from zipp.etl.delta import count_rows, describe
+    from zipp.etl.delta import count_rows
     from zipp.etl.gold import table_files
 
     files = table_files(lake, silver_table(kind), months)
     if not files:
         return {}
-    buckets = id_shuffle(spark, files, ["id", "month"], None, count_rows(lake, silver_table(kind), months), stage_dir,
-                         f"distinct {kind} ids")
-    describe(spark, f"zipp silver: distinct {kind} ids, reduce ({buckets} tasks)")
+    what = f"distinct {kind} ids"
+    buckets = id_shuffle(spark, files, ["id", "month"], None, count_rows(lake, silver_table(kind), months), stage_dir, what)
     out: dict[str, int] = {}
-    for r in spark.range(0, buckets, 1, buckets).mapInArrow(_distinct_ids_task(str(stage_dir)), "month string, ids long").collect():
+    for r in id_reduce(spark, stage_dir, buckets, ids_per_month, pa.schema([("month", pa.string()), ("ids", pa.int64())]), what):
         out[r["month"]] = out.get(r["month"], 0) + int(r["ids"])
     return out
 
