@@ -29,7 +29,6 @@ Eligible activity (decided by the silver tasks): author not deleted, not a bot, 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from zipp.etl.schemas import (
     GOLD_SNIPPET_CANDIDATES_SCHEMA,
 )
 from zipp.etl.steps import Steps
+from zipp.etl.tasks import run_indexed, scan_files, task_count
 from zipp.tables import (
     GOLD_EDGES,
     GOLD_EDGES_SCHEMA,
@@ -97,9 +97,7 @@ def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns:
     cond = pl.col("user_key") >= lo
     if hi is not None:
         cond = cond & (pl.col("user_key") < hi)
-    # ``month`` is a partition column: it lives in the path (month=YYYY-MM), not in the files
-    hive = {"hive_partitioning": True, "hive_schema": {"month": pl.String}} if "month" in schema.names else {}
-    return pl.scan_parquet(files, **hive).filter(cond).select(cols).collect().cast(dict(empty.schema))
+    return scan_files(files).filter(cond).select(cols).collect().cast(dict(empty.schema))
 
 
 def _put(df: "pl.DataFrame", path: Path) -> None:
@@ -261,35 +259,13 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
             "expected_interactions": int((all_edges["n_comments"] + all_edges["n_submissions"]).sum())}
 
 
-def _plan_task(buckets: int, inp: GoldInputs, out_dir: str):
-    def run(batches):
-        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
-
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                yield pa.RecordBatch.from_pylist([{"stats": json.dumps(plan_bucket(i, buckets, inp, out_dir))}],
-                                                 schema=pa.schema([("stats", pa.string())]))
-
-    return run
+_STATS = pa.schema([("stats", pa.string())])
 
 
-def _aggregate_task(buckets: int, offsets: list[int], sub_ids_file: str, inp: GoldInputs, out_dir: str):
-    def run(batches):
-        import zipp.etl.parse  # noqa: F401
-
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                res = aggregate_bucket(i, buckets, offsets[i], sub_ids_file, inp, out_dir)
-                yield pa.RecordBatch.from_pylist([{"stats": json.dumps(res)}], schema=pa.schema([("stats", pa.string())]))
-
-    return run
-
-
-def _run_buckets(spark: "SparkSession", buckets: int, fn, what: str) -> list[dict]:
-    from zipp.etl.delta import describe
-
-    describe(spark, f"zipp gold: {what} ({buckets} key ranges)")
-    rows = spark.range(0, buckets, 1, buckets).mapInArrow(fn, "stats string").collect()
+def _run_buckets(spark: "SparkSession", buckets: int, work, what: str) -> list[dict]:
+    """``work(bucket) -> dict`` for every key range, one Spark task each; the dicts by bucket."""
+    rows = run_indexed(spark, buckets, lambda i: pa.table({"stats": [json.dumps(work(i))]}), _STATS,
+                       f"zipp gold: {what} ({buckets} key ranges)")
     return sorted((json.loads(r["stats"]) for r in rows), key=lambda r: r["bucket"])
 
 
@@ -348,12 +324,6 @@ def subreddit_rows(partials: "pl.DataFrame", sub_ids: "pl.DataFrame") -> "pl.Dat
         pl.when(pl.col("n_submissions") > 0).then(pl.col("n_nsfw") / pl.col("n_submissions")).otherwise(0.0).alias("nsfw_share"))
 
 
-def gold_buckets(spark: "SparkSession", rows: int, etl: EtlConfig) -> int:
-    """Key ranges: at least the session's shuffle parallelism, more when the rows would not fit."""
-    base = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    return max(1, base, math.ceil(rows / etl.gold_bucket_rows))
-
-
 def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: list[str], *, run_id: str,
                stage_root: str | Path, partials: dict[str, str]) -> dict:
     """``partials``: staged folders of this run's monthly rows (``pairs``, ``candidates``, ``images``),
@@ -374,9 +344,9 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
         min_interactions=etl.min_interactions, k=etl.snippets_k, compression=etl.parquet_compression)
     rows = (sum(pq.read_metadata(f).num_rows for f in inp.new_pairs + inp.new_cands)
             + count_rows(lake, GOLD_PAIR_MONTHS) + count_rows(lake, GOLD_SNIPPET_CANDIDATES))
-    buckets = gold_buckets(spark, rows, etl)
+    buckets = task_count(spark, rows, etl.gold_bucket_rows)  # key ranges
     p1, p2 = stage / "plan", stage / "rows"
-    plan = _run_buckets(spark, buckets, _plan_task(buckets, inp, str(p1)), "plan")
+    plan = _run_buckets(spark, buckets, lambda i: plan_bucket(i, buckets, inp, p1), "plan")
 
     # ---- ids: subreddits numbered here (few), users by per-bucket offsets
     s_start = _next_id(lake, GOLD_SUBREDDITS, "subreddit_id", "subreddit_id")
@@ -394,7 +364,8 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     s_next = max([s_start, *(sub_ids["subreddit_id"] + 1).to_list()])
     _save_watermarks(lake, {"user_id": u_next, "subreddit_id": s_next})
     steps("ids")
-    agg = _run_buckets(spark, buckets, _aggregate_task(buckets, offsets, str(sub_ids_file), inp, str(p2)), "aggregate")
+    agg = _run_buckets(spark, buckets, lambda i: aggregate_bucket(i, buckets, offsets[i], str(sub_ids_file), inp, p2),
+                       "aggregate")
     subs = subreddit_rows(pl.read_parquet(_files(p2 / "subs")), sub_ids)
     steps("aggregate")
 

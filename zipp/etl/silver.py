@@ -32,7 +32,9 @@ import pyarrow as pa
 
 from zipp.config import EtlConfig
 from zipp.etl.schemas import KINDS, SILVER_SCHEMAS, bronze_table, parquet_write_options, silver_table
+from zipp.etl.delta import list_staged
 from zipp.etl.steps import Steps
+from zipp.etl.tasks import run_indexed, scan_files, task_count
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -212,79 +214,48 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
 _ID_BUCKET_ROWS = 5_000_000  # rows (narrow id columns, ~60 bytes each) per reduce task of an id shuffle
 
 
-def _id_partition_task(groups: list[list[str]], columns: list[str], months: list[str] | None, buckets: int, out_dir: str):
-    """Map side of an id shuffle: each task reads ``columns`` of its group of files (only the rows
-    created in ``months`` when given) and writes one file per id-hash bucket."""
+def _partition_by_id(files: list[str], columns: list[str], months: list[str] | None, buckets: int, out: Path,
+                     task: int) -> pa.Table:
+    """Map side of an id shuffle: ``columns`` of ``files`` (only the rows created in ``months`` when
+    given) into one file per id-hash bucket under ``out``; returns the row count."""
+    import polars as pl
 
-    def run(batches):
-        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
-        from zipp.etl.parse import month_bounds
+    from zipp.etl.parse import month_bounds
 
-        import polars as pl
+    lf = scan_files(files).select(columns)
+    if months is not None:
+        created = pl.col("created_utc")
+        lf = lf.filter(pl.any_horizontal([(created >= lo) & (created < hi) for lo, hi in (month_bounds(m, 0) for m in months)]))
+    df = lf.with_columns((pl.col("id").hash(seed=0) % buckets).alias("_bucket")).collect()
+    for (bucket,), part in df.partition_by("_bucket", as_dict=True).items():
+        path = out / f"bucket={bucket}" / f"map-{task:05d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.drop("_bucket").write_parquet(path)
+    return pa.table({"rows": [df.height]})
 
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                lf = pl.scan_parquet(groups[i], hive_partitioning=True, hive_schema={"month": pl.String}).select(columns)
-                if months is not None:
-                    created = pl.col("created_utc")
-                    lf = lf.filter(pl.any_horizontal([(created >= lo) & (created < hi)
-                                                      for lo, hi in (month_bounds(m, 0) for m in months)]))
-                df = lf.with_columns((pl.col("id").hash(seed=0) % buckets).alias("_bucket")).collect()
-                for (bucket,), part in df.partition_by("_bucket", as_dict=True).items():
-                    path = Path(out_dir) / f"bucket={bucket}" / f"map-{i:05d}.parquet"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    part.drop("_bucket").write_parquet(path)
-                yield pa.RecordBatch.from_pylist([{"rows": df.height}], schema=pa.schema([("rows", pa.int64())]))
 
-    return run
+def _reduce_bucket(out: Path, bucket: int, reduce, schema: pa.Schema) -> pa.Table:
+    """Reduce side of an id shuffle: ``reduce`` (polars frame -> polars frame) on one bucket's rows."""
+    import polars as pl
+
+    files = [f.path for f in list_staged(out / f"bucket={bucket}")]
+    return reduce(pl.read_parquet(files)).to_arrow() if files else schema.empty_table()
 
 
 def id_shuffle(spark: "SparkSession", files: list[str], columns: list[str], months: list[str] | None, rows: int,
-               out_dir: Path, what: str) -> int:
-    """Group rows by id across files without Spark SQL: a map job writes each task's rows into
-    id-hash bucket folders under ``out_dir`` (every copy of an id lands in one folder), and the caller
-    runs one task per folder. Each file is read once; returns the number of buckets."""
-    import math
-
-    from zipp.etl.delta import describe
-
+               out_dir: Path, reduce, schema: pa.Schema, what: str) -> list:
+    """Group rows by id across files without a Spark SQL shuffle, and run ``reduce`` on each group:
+    map tasks write their rows into id-hash bucket folders under ``out_dir`` (every copy of an id
+    lands in one folder; each file is read by one map task), then one task per folder returns
+    ``reduce``'s rows (``schema``)."""
     parallelism = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
-    buckets = max(parallelism, math.ceil(rows / _ID_BUCKET_ROWS))
-    n_map = max(1, min(len(files), 2 * parallelism))  # each file is read by one map task
+    buckets = task_count(spark, rows, _ID_BUCKET_ROWS)
+    n_map = max(1, min(len(files), 2 * parallelism))
     groups = [files[i::n_map] for i in range(n_map)]
-    describe(spark, f"zipp silver: {what}, map ({n_map} tasks, {buckets} buckets)")
-    spark.range(0, n_map, 1, n_map).mapInArrow(_id_partition_task(groups, columns, months, buckets, str(out_dir)),
-                                               "rows long").collect()
-    return buckets
-
-
-def _bucket_files(out_dir: str, bucket: int) -> list[str]:
-    d = Path(out_dir) / f"bucket={bucket}"
-    return sorted(str(p) for p in d.glob("*.parquet")) if d.is_dir() else []
-
-
-def _reduce_task(out_dir: str, reduce, schema: pa.Schema):
-    """Reduce side of an id shuffle: task i runs ``reduce`` (polars frame -> polars frame) on bucket i."""
-
-    def run(batches):
-        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
-
-        import polars as pl
-
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                files = _bucket_files(out_dir, i)
-                if files:
-                    yield from reduce(pl.read_parquet(files)).to_arrow().cast(schema).to_batches()
-
-    return run
-
-
-def id_reduce(spark: "SparkSession", out_dir: Path, buckets: int, reduce, schema: pa.Schema, what: str) -> list:
-    from zipp.etl.delta import describe, spark_schema
-
-    describe(spark, f"zipp silver: {what}, reduce ({buckets} tasks)")
-    return spark.range(0, buckets, 1, buckets).mapInArrow(_reduce_task(str(out_dir), reduce, schema), spark_schema(schema)).collect()
+    run_indexed(spark, n_map, lambda i: _partition_by_id(groups[i], columns, months, buckets, out_dir, i),
+                pa.schema([("rows", pa.int64())]), f"zipp silver: {what}, map ({n_map} tasks, {buckets} buckets)")
+    return run_indexed(spark, buckets, lambda i: _reduce_bucket(out_dir, i, reduce, schema), schema,
+                       f"zipp silver: {what}, reduce ({buckets} tasks)")
 
 
 def losing_copies(rows: "pl.DataFrame") -> "pl.DataFrame":
@@ -316,10 +287,8 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
     if not files:
         return {}
     cols = ["id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc"]
-    what = f"duplicated {kind} ids"
-    buckets = id_shuffle(spark, files, cols, months, count_rows(lake, bronze_table(kind), sources), stage_dir, what)
-    rows = id_reduce(spark, stage_dir, buckets, losing_copies,
-                     pa.schema([("source_file", pa.string()), ("line_no", pa.int64())]), what)
+    rows = id_shuffle(spark, files, cols, months, count_rows(lake, bronze_table(kind), sources), stage_dir, losing_copies,
+                      pa.schema([("source_file", pa.string()), ("line_no", pa.int64())]), f"duplicated {kind} ids")
     out: dict[str, set[int]] = {}
     for r in rows:
         out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
@@ -335,10 +304,9 @@ def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: lis
     files = table_files(lake, silver_table(kind), months)
     if not files:
         return {}
-    what = f"distinct {kind} ids"
-    buckets = id_shuffle(spark, files, ["id", "month"], None, count_rows(lake, silver_table(kind), months), stage_dir, what)
     out: dict[str, int] = {}
-    for r in id_reduce(spark, stage_dir, buckets, ids_per_month, pa.schema([("month", pa.string()), ("ids", pa.int64())]), what):
+    for r in id_shuffle(spark, files, ["id", "month"], None, count_rows(lake, silver_table(kind), months), stage_dir,
+                        ids_per_month, pa.schema([("month", pa.string()), ("ids", pa.int64())]), f"distinct {kind} ids"):
         out[r["month"]] = out.get(r["month"], 0) + int(r["ids"])
     return out
 
