@@ -139,15 +139,30 @@ def read_table(spark: "SparkSession", lake: str | Path, name: str, schema: pa.Sc
     dt = DeltaTable(path)
     arrow = pa.schema(dt.schema().to_arrow())
     sschema = spark_schema(arrow)
-    filters = [("month", "in", months)] if months is not None else None
-    if exclude_months:
-        filters = (filters or []) + [("month", "not in", exclude_months)]
     if months is not None and not months:
         return spark.createDataFrame([], sschema)
-    uris = dt.file_uris(partition_filters=filters)
+    uris = dt.file_uris(partition_filters=_month_filters(months, exclude_months))
     if not uris:
         return spark.createDataFrame([], sschema)
     return spark.read.schema(sschema).option("basePath", path).parquet(*uris)
+
+
+def _month_filters(months: list[str] | None, exclude_months: list[str] | None) -> list | None:
+    filters = [("month", "in", months)] if months is not None else None
+    if exclude_months:
+        filters = (filters or []) + [("month", "not in", exclude_months)]
+    return filters
+
+
+def table_files(lake: str | Path, name: str, months: list[str] | None = None, exclude_months: list[str] | None = None) -> list[str]:
+    """Paths of the table's current data files (of ``months`` / all but ``exclude_months``), for
+    Arrow tasks that read them directly; none when the table does not exist."""
+    from deltalake import DeltaTable
+
+    if not exists(lake, name) or (months is not None and not months):
+        return []
+    return [u.removeprefix("file://") for u in DeltaTable(table_path(lake, name)).file_uris(
+        partition_filters=_month_filters(months, exclude_months))]
 
 
 # ----------------------------------------------------------------------------- write
@@ -239,14 +254,6 @@ def commit_files(lake: str | Path, name: str, schema: pa.Schema, files: list[Sta
     return DeltaTable(str(root)).version()
 
 
-def materialize(df: "DataFrame", stage_dir: str | Path) -> "DataFrame":
-    """Write ``df`` once to staging Parquet and read it back: later actions reuse it instead of
-    recomputing its lineage (and see exactly the same rows)."""
-    spark = df.sparkSession
-    df.write.mode("overwrite").parquet(str(stage_dir))
-    return spark.read.parquet(str(stage_dir))
-
-
 def stage_dataframe(df: "DataFrame", stage_dir: str | Path, partition_by: list[str] | None = None,
                     compression: str = "snappy") -> list[StagedFile]:
     w = df.write.mode("overwrite").option("compression", compression)
@@ -290,52 +297,6 @@ def write_table(spark: "SparkSession", lake: str | Path, name: str, schema: pa.S
         shutil.rmtree(staged_dir, ignore_errors=True)
 
 
-def upsert_table(spark: "SparkSession", lake: str | Path, name: str, schema: pa.Schema, df: "DataFrame",
-                 keys: list[str], *, run_id: str, stage_root: str | Path, delete_col: str = "_delete") -> dict:
-    """MERGE ``df`` into the table on ``keys``: rows with ``delete_col`` true delete their match, the
-    others update it or are inserted. Creates the table when it does not exist."""
-    from pyspark.sql import functions as F
-
-    df = df.select(*[f.name for f in schema], F.coalesce(F.col(delete_col), F.lit(False)).alias(delete_col))
-    cols = [f.name for f in schema]
-    if backend(spark) == "spark-delta" and exists(lake, name):
-        from delta.tables import DeltaTable as SparkDeltaTable
-
-        cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        values = {c: f"s.{c}" for c in cols}
-        (SparkDeltaTable.forPath(spark, table_path(lake, name)).alias("t")
-         .merge(conform(df, schema, keep=(delete_col,)).alias("s"), cond)
-         .whenMatchedDelete(f"s.{delete_col}").whenMatchedUpdate(set=values)
-         .whenNotMatchedInsert(condition=f"NOT s.{delete_col}", values=values).execute())
-        return {}
-    if not exists(lake, name):
-        write_table(spark, lake, name, schema, run_id=run_id, stage_root=stage_root,
-                    df=df.where(~F.col(delete_col)), mode="overwrite")
-        return {"created": True}
-    import pyarrow.dataset as ds
-    from deltalake import DeltaTable
-
-    stage = Path(stage_root) / f"merge-{name.replace('/', '__')}-{uuid.uuid4().hex[:8]}"
-    try:
-        files = stage_dataframe(conform(df, schema, keep=(delete_col,)), stage)
-        dt = DeltaTable(table_path(lake, name))
-        target = pa.schema(dt.schema().to_arrow())
-        src_schema = target.append(pa.field(delete_col, pa.bool_()))
-        if not files:
-            return {"num_source_rows": 0}
-        reader = ds.dataset([f.path for f in files], format="parquet", schema=src_schema).scanner().to_reader()
-        values = {c: f"s.{c}" for c in cols}
-        res = (dt.merge(reader, " AND ".join(f"t.{k} = s.{k}" for k in keys), source_alias="s", target_alias="t",
-                        commit_properties=_commit_props(run_id, "merge", None))
-               .when_matched_delete(predicate=f"s.{delete_col}")
-               .when_matched_update(updates=values)
-               .when_not_matched_insert(updates=values, predicate=f"NOT s.{delete_col}")
-               .execute())
-        return res
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
 def merge_staged(spark: "SparkSession", lake: str | Path, name: str, schema: pa.Schema, upserts: list[str],
                  deletes: list[str], keys: list[str], *, run_id: str, stage_root: str | Path, delete_col: str = "_delete") -> dict:
     """MERGE staged Parquet into the table on ``keys``: rows of ``upserts`` (the table's schema)
@@ -355,7 +316,19 @@ def merge_staged(spark: "SparkSession", lake: str | Path, name: str, schema: pa.
         df = parts[0]
         for p in parts[1:]:
             df = df.unionByName(p, allowMissingColumns=True)
-        return upsert_table(spark, lake, name, schema, df, keys, run_id=run_id, stage_root=stage_root, delete_col=delete_col)
+        if not exists(lake, name):
+            write_table(spark, lake, name, schema, run_id=run_id, stage_root=stage_root, df=df.where(~F.col(delete_col)),
+                        mode="overwrite")
+            return {"created": True}
+        from delta.tables import DeltaTable as SparkDeltaTable
+
+        cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        values = {c: f"s.{c}" for c in schema.names}
+        (SparkDeltaTable.forPath(spark, table_path(lake, name)).alias("t")
+         .merge(conform(df, schema, keep=(delete_col,)).alias("s"), cond)
+         .whenMatchedDelete(f"s.{delete_col}").whenMatchedUpdate(set=values)
+         .whenNotMatchedInsert(condition=f"NOT s.{delete_col}", values=values).execute())
+        return {}
     if not exists(lake, name):
         commit_files(lake, name, schema, [StagedFile(p, {}) for p in upserts], run_id=run_id, mode="overwrite")
         return {"created": True}

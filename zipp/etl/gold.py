@@ -123,22 +123,10 @@ def write_sorted(df: "pl.DataFrame", path: Path, schema: pa.Schema, compression:
     pq.write_table(table, path, row_group_size=_ROW_GROUP, **parquet_write_options(table, compression))
 
 
-def _files(stage_dir: Path, pattern: str = "*.parquet") -> list[str]:
-    return sorted(str(p) for p in stage_dir.rglob(pattern)) if stage_dir.exists() else []
+def _files(stage_dir: Path) -> list[str]:
+    from zipp.etl.delta import list_staged
 
-
-def table_files(lake: str | Path, name: str, months: list[str] | None = None, exclude_months: list[str] | None = None) -> list[str]:
-    """Paths of the table's current data files (of ``months`` / all but ``exclude_months``)."""
-    from deltalake import DeltaTable
-
-    if not lakeio.exists(lake, name):
-        return []
-    if months is not None and not months:
-        return []
-    filters = [("month", "in", months)] if months is not None else None
-    if exclude_months:
-        filters = (filters or []) + [("month", "not in", exclude_months)]
-    return [u.removeprefix("file://") for u in DeltaTable(lakeio.table_uri(lake, name)).file_uris(partition_filters=filters)]
+    return [f.path for f in list_staged(stage_dir)]
 
 
 # ----------------------------------------------------------------------------- the bucket tasks
@@ -331,7 +319,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     import polars as pl
     import pyarrow.parquet as pq
 
-    from zipp.etl.delta import commit_files, count_rows, list_staged, merge_staged, write_table
+    from zipp.etl.delta import commit_files, count_rows, list_staged, merge_staged, table_files, write_table
 
     stage = Path(stage_root) / f"gold-{uuid.uuid4().hex[:6]}"
     steps = Steps("gold")

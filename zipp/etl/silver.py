@@ -280,8 +280,7 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
     rows created in ``months``. An id shuffle of the id/retrieval/position columns only (see
     :func:`id_shuffle`); each bucket's task returns the losing copies of its ids (rare)."""
-    from zipp.etl.delta import count_rows
-    from zipp.etl.gold import table_files
+    from zipp.etl.delta import count_rows, table_files
 
     files = table_files(lake, bronze_table(kind), sources)
     if not files:
@@ -298,8 +297,7 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
 def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], stage_dir: Path) -> dict[str, int]:
     """Distinct ids per month of the committed silver table: the independent check of the dedup
     (an id shuffle, so per-bucket counts add up)."""
-    from zipp.etl.delta import count_rows
-    from zipp.etl.gold import table_files
+    from zipp.etl.delta import count_rows, table_files
 
     files = table_files(lake, silver_table(kind), months)
     if not files:
@@ -349,9 +347,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
                  stage_root: str | Path, salt: str) -> dict:
     """Rebuild silver/* for ``plan.months``. Returns ``kinds`` (per kind: totals and per-month facts),
     ``step_seconds`` and ``gold_partials`` (staged folders of the monthly gold rows, for build_gold)."""
-    from deltalake import DeltaTable
-
-    from zipp.etl.delta import describe, exists, table_path, write_table
+    from zipp.etl.delta import describe, table_files, write_table
 
     months = plan.months
     steps = Steps("silver")
@@ -359,9 +355,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, ids_dir / f"losers-{kind}")
               if plan.sources[kind] else {} for kind in KINDS}
     steps("find_duplicates")
-    tasks = [(kind, uri) for kind in KINDS if plan.sources[kind] and exists(lake, bronze_table(kind))
-             for uri in DeltaTable(table_path(lake, bronze_table(kind))).file_uris(
-                 partition_filters=[("month", "in", plan.sources[kind])])]
+    tasks = [(kind, path) for kind in KINDS for path in table_files(lake, bronze_table(kind), plan.sources[kind])]
     out_dir = Path(stage_root) / f"silver-{uuid.uuid4().hex[:6]}"
     facts: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
     if tasks:
