@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO
 from etl_dumps import comment, ts, write_lines
 
 from zipp import lake as lakeio
@@ -45,7 +44,6 @@ def test_gold_gate_passes_a_clean_run_and_catches_a_missing_edge(tmp_path, etl_c
     monthly rows: a clean run passes, an edge lost afterwards is named."""
     from deltalake import DeltaTable
 
-    from zipp.config import load_config
     from zipp.etl.quality import QualityGateError, gate_gold
     from zipp.identity import user_key
 
@@ -61,7 +59,6 @@ def test_gold_gate_passes_a_clean_run_and_catches_a_missing_edge(tmp_path, etl_c
     assert gold["expected_interactions"] == 12
 
     DeltaTable(str(lake / "gold/user_subreddit_edges")).delete(f"user_key = '{user_key('alice', 'zipp-local-dev-salt')}'")
-    etl = load_config(conf_dir=REPO / "conf").etl
     with pytest.raises(QualityGateError, match="gold"):
-        gate_gold(spark, lake, etl, ["2016-05"], {}, gold, tmp_path / "quality")
+        gate_gold(spark, lake, ["2016-05"], {}, gold, tmp_path / "quality")
     assert "edges:rows" in (tmp_path / "quality" / "gold.html").read_text()

@@ -49,7 +49,7 @@ from zipp.etl.schemas import (
     GOLD_SNIPPET_CANDIDATES_SCHEMA,
 )
 from zipp.etl.steps import Steps
-from zipp.etl.tasks import run_indexed, scan_files, task_count
+from zipp.etl.tasks import run_indexed, scan_files, task_count, write_by_month, write_sorted
 from zipp.tables import (
     GOLD_EDGES,
     GOLD_EDGES_SCHEMA,
@@ -69,7 +69,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # user_images is replaced month by month, so it carries the source month (and the gallery position)
 USER_IMAGES_SCHEMA = GOLD_USER_IMAGES_SCHEMA.append(pa.field("image_index", pa.int32())).append(pa.field("month", pa.string()))
-_ROW_GROUP = 65_536  # rows per row group of the key-sorted files: the unit a key-range reader skips
 _SUB_STATS = ("n_users", "n_comments", "n_submissions", "n_image_posts", "n_nsfw")
 _USER_STATS = ("n_comments", "n_submissions", "n_image_posts", "n_subreddits")
 
@@ -108,19 +107,6 @@ def _put(df: "pl.DataFrame", path: Path) -> None:
 
 def _keys(schema: pa.Schema, names: list[str]) -> pa.Schema:
     return pa.schema([schema.field(n) for n in names])
-
-
-def write_sorted(df: "pl.DataFrame", path: Path, schema: pa.Schema, compression: str) -> None:
-    """``df`` as Parquet with exactly ``schema``, sorted by user_key in row groups of ``_ROW_GROUP``."""
-    import pyarrow.parquet as pq
-
-    from zipp.etl.schemas import parquet_write_options
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if "user_key" in df.columns:
-        df = df.sort("user_key")
-    table = df.select(schema.names).to_arrow().cast(schema)
-    pq.write_table(table, path, row_group_size=_ROW_GROUP, **parquet_write_options(table, compression))
 
 
 def _files(stage_dir: Path) -> list[str]:
@@ -237,9 +223,7 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
 
     # user_images rows of the run's months
     images = with_ids(_scan(inp.new_images, GOLD_IMAGE_CANDIDATES_SCHEMA, lo, hi))
-    image_schema = USER_IMAGES_SCHEMA.remove(USER_IMAGES_SCHEMA.get_field_index("month"))
-    for (month,), rows in images.partition_by("month", as_dict=True).items():
-        write_sorted(rows, out / "images" / f"month={month}" / name, image_schema, comp)
+    write_by_month(images, out / "images", USER_IMAGES_SCHEMA, name, comp)
     # what gold/user_subreddit_edges must hold for this range after the run (all pairs, all months): the gate's yardstick
     all_edges = totals.filter(pl.col("is_edge"))
     return {"bucket": bucket, "edges": edges.height, "snippets": best.height, "images": images.height,

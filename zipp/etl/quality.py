@@ -146,8 +146,8 @@ def gate_silver(etl, facts_by_kind: dict[str, list[dict]], report_dir: Path) -> 
     ], "key", report_dir)
 
 
-def gate_gold(spark: "SparkSession", lake: str | Path, etl, months: list[str], silver: dict[str, list[dict]],
-              gold: dict, report_dir: Path) -> dict:
+def gate_gold(spark: "SparkSession", lake: str | Path, months: list[str], silver: dict[str, list[dict]], gold: dict,
+              report_dir: Path) -> dict:
     """``silver``: the silver facts per kind (their ``eligible`` counts are what gold must hold);
     ``gold``: build_gold's counts, whose ``expected_edges`` / ``expected_interactions`` the gold tasks
     summed over every pair's monthly rows (so the check needs no shuffle of the whole history)."""

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from zipp.config import EtlConfig
-from zipp.etl.schemas import KINDS, SILVER_SCHEMAS, bronze_table, parquet_write_options, silver_table
 from zipp.etl.delta import list_staged
+from zipp.etl.schemas import KINDS, SILVER_SCHEMAS, bronze_table, silver_table
 from zipp.etl.steps import Steps
-from zipp.etl.tasks import run_indexed, scan_files, task_count
+from zipp.etl.tasks import run_indexed, scan_files, task_count, write_by_month
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -163,26 +163,6 @@ def gold_partials(df, kind: str, k: int, max_chars: int):
     return pairs, cands, images
 
 
-def _write_parts(df, out_dir: str, name: str, schema: pa.Schema, part: str, comp) -> None:
-    import pyarrow.parquet as pq
-
-    target = schema.remove(schema.get_field_index("month"))
-    for (month,), rows in df.partition_by("month", as_dict=True).items():
-        d = Path(out_dir) / name / f"month={month}"
-        d.mkdir(parents=True, exist_ok=True)
-        table = rows.select(target.names).to_arrow().cast(target)
-        pq.write_table(table, d / part, **parquet_write_options(table, comp))
-
-
-def _write_gold_parts(df, out_dir: str, name: str, schema: pa.Schema, part: str, comp) -> None:
-    """Monthly gold rows, sorted by user_key so a gold task reads only its key range's row groups."""
-    from zipp.etl.gold import write_sorted
-
-    target = schema.remove(schema.get_field_index("month"))
-    for (month,), rows in df.partition_by("month", as_dict=True).items():
-        write_sorted(rows, Path(out_dir) / name / f"month={month}" / part, target, comp)
-
-
 def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[str, dict[str, set[int]]],
                  etl: EtlConfig, salt: str, out_dir: str):
     from zipp.etl.schemas import GOLD_IMAGE_CANDIDATES_SCHEMA, GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
@@ -198,13 +178,14 @@ def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[st
                 kind, uri = tasks[i]
                 df = transform(pq.read_table(uri), kind, months, losers[kind], authors)
                 part = f"part-{i:06d}.parquet"
-                _write_parts(df, out_dir, f"silver__{kind}", SILVER_SCHEMAS[kind], part, etl.parquet_compression)
+                comp, out = etl.parquet_compression, Path(out_dir)
+                write_by_month(df, out / f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp, key_sorted=False)
+                # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups
                 pairs, cands, images = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
-                comp = etl.parquet_compression
-                _write_gold_parts(pairs, out_dir, "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
-                _write_gold_parts(cands, out_dir, "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
+                write_by_month(pairs, out / "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
+                write_by_month(cands, out / "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
                 if images is not None:
-                    _write_gold_parts(images, out_dir, "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
+                    write_by_month(images, out / "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
                 yield pa.RecordBatch.from_pylist([{"kind": kind, "facts": json.dumps(_facts(df, kind))}],
                                                  schema=pa.schema([("kind", pa.string()), ("facts", pa.string())]))
 

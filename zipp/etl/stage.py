@@ -113,7 +113,7 @@ class GoldStage(Stage):
         res = StageResult(rows_in=silver_rows, rows_out=st.gold.get(GOLD_EDGES, 0), extra={"months": months, **st.gold})
         if st.cfg.etl.gates:
             facts = {k: v["facts"] for k, v in st.silver["kinds"].items()}
-            st.gates["gold"] = gate_gold(spark, st.lake, st.cfg.etl, months, facts, st.gold, ctx.run_dir / "quality")
+            st.gates["gold"] = gate_gold(spark, st.lake, months, facts, st.gold, ctx.run_dir / "quality")
         return res
 
 

@@ -9,9 +9,12 @@ Spark SQL shuffle.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import pyarrow as pa
+
+_ROW_GROUP = 65_536  # rows per row group of the key-sorted files: the unit a key-range reader skips
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -49,3 +52,36 @@ def scan_files(files: list[str]) -> "pl.LazyFrame":
     import polars as pl
 
     return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"month": pl.String})
+
+
+def write_sorted(df: "pl.DataFrame", path: Path, schema: pa.Schema, compression: str) -> None:
+    """``df`` as Parquet with exactly ``schema``, sorted by user_key (when it has one) in row groups
+    of ``_ROW_GROUP``, so a reader of one key range skips the other row groups."""
+    import pyarrow.parquet as pq
+
+    from zipp.etl.schemas import parquet_write_options
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "user_key" in df.columns:
+        df = df.sort("user_key")
+    table = df.select(schema.names).to_arrow().cast(schema)
+    pq.write_table(table, path, row_group_size=_ROW_GROUP, **parquet_write_options(table, compression))
+
+
+def write_by_month(df: "pl.DataFrame", folder: Path, schema: pa.Schema, part: str, compression: str,
+                   key_sorted: bool = True) -> None:
+    """``df``'s rows of each month as ``folder/month=M/part``, with ``schema`` less its ``month``
+    (a partition column); ``key_sorted``: as :func:`write_sorted`, else as they come."""
+    import pyarrow.parquet as pq
+
+    from zipp.etl.schemas import parquet_write_options
+
+    target = schema.remove(schema.get_field_index("month"))
+    for (month,), rows in df.partition_by("month", as_dict=True).items():
+        path = folder / f"month={month}" / part
+        if key_sorted:
+            write_sorted(rows, path, target, compression)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table = rows.select(target.names).to_arrow().cast(target)
+            pq.write_table(table, path, **parquet_write_options(table, compression))
