@@ -163,33 +163,24 @@ def gold_partials(df, kind: str, k: int, max_chars: int):
     return pairs, cands, images
 
 
-def _silver_task(tasks: list[tuple[str, str]], months: set[str], losers: dict[str, dict[str, set[int]]],
-                 etl: EtlConfig, salt: str, out_dir: str):
+def silver_file(task: int, kind: str, path: str, months: set[str], losers: dict[str, set[int]], etl: EtlConfig, salt: str,
+                out: Path) -> pa.Table:
+    """One bronze file -> its silver rows and gold's monthly rows, staged under ``out``; returns its
+    facts (one row: kind, facts as JSON)."""
+    import pyarrow.parquet as pq
+
     from zipp.etl.schemas import GOLD_IMAGE_CANDIDATES_SCHEMA, GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
 
-    def run(batches):
-        import pyarrow.parquet as pq
-
-        import zipp.etl.parse  # noqa: F401  (sets POLARS_MAX_THREADS=1 before polars loads)
-
-        authors = AuthorInfo(etl, salt)
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                kind, uri = tasks[i]
-                df = transform(pq.read_table(uri), kind, months, losers[kind], authors)
-                part = f"part-{i:06d}.parquet"
-                comp, out = etl.parquet_compression, Path(out_dir)
-                write_by_month(df, out / f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp, key_sorted=False)
-                # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups
-                pairs, cands, images = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
-                write_by_month(pairs, out / "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
-                write_by_month(cands, out / "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
-                if images is not None:
-                    write_by_month(images, out / "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
-                yield pa.RecordBatch.from_pylist([{"kind": kind, "facts": json.dumps(_facts(df, kind))}],
-                                                 schema=pa.schema([("kind", pa.string()), ("facts", pa.string())]))
-
-    return run
+    df = transform(pq.read_table(path), kind, months, losers, AuthorInfo(etl, salt))
+    part, comp = f"part-{task:06d}.parquet", etl.parquet_compression
+    write_by_month(df, out / f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp, key_sorted=False)
+    # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups
+    pairs, cands, images = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
+    write_by_month(pairs, out / "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
+    write_by_month(cands, out / "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
+    if images is not None:
+        write_by_month(images, out / "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
+    return pa.table({"kind": [kind], "facts": [json.dumps(_facts(df, kind))]})
 
 
 _ID_BUCKET_ROWS = 5_000_000  # rows (narrow id columns, ~60 bytes each) per reduce task of an id shuffle
@@ -328,7 +319,7 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
                  stage_root: str | Path, salt: str) -> dict:
     """Rebuild silver/* for ``plan.months``. Returns ``kinds`` (per kind: totals and per-month facts),
     ``step_seconds`` and ``gold_partials`` (staged folders of the monthly gold rows, for build_gold)."""
-    from zipp.etl.delta import describe, table_files, write_table
+    from zipp.etl.delta import table_files, write_table
 
     months = plan.months
     steps = Steps("silver")
@@ -340,9 +331,9 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     out_dir = Path(stage_root) / f"silver-{uuid.uuid4().hex[:6]}"
     facts: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
     if tasks:
-        describe(spark, f"zipp silver: {len(tasks)} bronze files")
-        rows = spark.range(0, len(tasks), 1, len(tasks)).mapInArrow(
-            _silver_task(tasks, set(months), losers, etl, salt, str(out_dir)), "kind string, facts string").collect()
+        wanted = set(months)
+        rows = run_indexed(spark, len(tasks), lambda i: silver_file(i, *tasks[i], wanted, losers[tasks[i][0]], etl, salt, out_dir),
+                           pa.schema([("kind", pa.string()), ("facts", pa.string())]), f"zipp silver: {len(tasks)} bronze files")
         for r in rows:  # sum the per-file facts per (kind, month)
             for f in json.loads(r["facts"]):
                 acc = facts[r["kind"]].setdefault(f["month"], {"month": f["month"]})
