@@ -102,7 +102,10 @@ class PeakRSS:
     """Peak memory of this process and all its descendants (JVM, Python workers), summed as PSS
     (proportional set size: pages shared by forked Python workers are not counted twice)."""
 
-    def __init__(self, interval: float = 0.25):
+    # Reading a process's PSS walks its page tables: ~16 ms for the JVM, more for a worker holding the
+    # 2 GiB zstd window. At 4 samples/s that was ~7% of the 2 cores, charged to the "driver" (the
+    # bench's own process); one per second keeps it under 2%.
+    def __init__(self, interval: float = 1.0):
         import psutil
 
         self.proc, self.interval, self.peak = psutil.Process(), interval, 0

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from etl_dumps import DROP, comment, submission, ts, write_lines, write_truncated_zst, zst_bytes
 
-from zipp.etl.parse import ParseOptions, gallery_urls, parse_chunk, preview_urls
+from zipp.etl.parse import ParseOptions, count_lines, gallery_urls, parse_chunk, preview_urls
 from zipp.etl.sources import discover, parse_name
 from zipp.etl.split import read_chunk, split_file
 
@@ -141,6 +141,39 @@ def test_zst_split_into_line_aligned_chunks(tmp_path):
     assert [c.first_line_no for c in chunks] == [1] + [sum(c.n_lines for c in chunks[:i]) + 1 for i in range(1, len(chunks))]
     joined = b"".join(read_chunk(c) for c in chunks)
     assert joined == b"\n".join(lines) + b"\n" and all(read_chunk(c).endswith(b"\n") for c in chunks)
+
+
+def test_zst_chunks_do_not_depend_on_how_the_decompressor_cuts_its_output(tmp_path, monkeypatch):
+    """Chunks are cut from the decompressor's pieces without joining them: whatever the pieces'
+    sizes, the chunks are the greedy line-aligned cut of the whole stream (a line longer than a
+    chunk is one chunk; a last line without newline counts)."""
+    import random
+
+    import zipp.etl.split as split
+
+    rnd = random.Random(7)
+    lines = [b"x" * rnd.choice([0, 5, 40, 300]) for _ in range(400)] + [b"y" * 2500] + [b"z" * 30 for _ in range(50)]
+    data = b"\n".join(lines)  # no final newline
+    limit = 1000
+
+    def reference(buf: bytes) -> list[bytes]:
+        out = []
+        while len(buf) >= limit and (cut := buf.rfind(b"\n", 0, limit) + 1 or buf.find(b"\n", limit) + 1):
+            out.append(buf[:cut])
+            buf = buf[cut:]
+        return out + [buf] if buf else out
+
+    for trial in range(5):
+        sizes, pos = [], 0
+        while pos < len(data):
+            sizes.append(rnd.choice([1, 7, 333, 999, 1500, 4096]))
+            pos += sizes[-1]
+        pieces = [data[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
+        monkeypatch.setattr(split, "decompressed_pieces", lambda _path, pieces=pieces: iter(pieces))
+        chunks = split_file(tmp_path / "RC_2016-01.zst", 0, limit, tmp_path / f"c{trial}")
+        assert [read_chunk(c) for c in chunks] == reference(data)
+        assert [c.n_lines for c in chunks] == [count_lines(b) for b in reference(data)]
+        assert sum(c.n_lines for c in chunks) == len(lines)
 
 
 def test_plain_file_chunks_are_ranges_and_last_line_without_newline_counts(tmp_path):

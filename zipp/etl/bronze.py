@@ -1,5 +1,5 @@
-"""Bronze: Spark runs the split (one task per file) and the parse (one task per chunk) as Arrow
-tasks (``mapInArrow``); each parse task writes its bronze and quarantine Parquet files and returns
+"""Bronze: Spark runs the split (one task per file) and the parse (one task per chunk) as indexed
+tasks (:mod:`zipp.etl.tasks`); each parse task writes its bronze and quarantine Parquet files and returns
 one row of counts. The driver checks ``lines == bronze + quarantine`` per file and commits every
 month of the run atomically (:func:`zipp.etl.delta.write_table`)."""
 
@@ -24,15 +24,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-_CHUNK_DDL = ("file_idx long, seq long, first_line_no long, n_lines long, path string, offset long, length long, "
-              "tail_reason string, tail_detail string")
 _CHUNK_ARROW = pa.schema([
     ("file_idx", pa.int64()), ("seq", pa.int64()), ("first_line_no", pa.int64()), ("n_lines", pa.int64()),
     ("path", pa.string()), ("offset", pa.int64()), ("length", pa.int64()),
     ("tail_reason", pa.string()), ("tail_detail", pa.string()),
 ])
-_STATS_DDL = ("file_idx long, seq long, lines long, bronze_rows long, quarantine_rows long, reasons string, "
-              "out_of_month long, min_created long, max_created long, bytes long, null_keys long, created_months string")
 _STATS_ARROW = pa.schema([
     ("file_idx", pa.int64()), ("seq", pa.int64()), ("lines", pa.int64()), ("bronze_rows", pa.int64()),
     ("quarantine_rows", pa.int64()), ("reasons", pa.string()), ("out_of_month", pa.int64()),
@@ -93,82 +89,67 @@ class BronzeResult:
         return out
 
 
-def _split_task(files: list[SourceFile], chunk_bytes: int, chunk_dir: str):
-    def run(batches):
-        from zipp.etl.split import split_file
+def split_one(f: SourceFile, i: int, chunk_bytes: int, chunk_dir: str) -> pa.Table:
+    """Task of the split job: file ``i`` cut into chunks (staged under ``chunk_dir`` for .zst)."""
+    from zipp.etl.split import split_file
 
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                chunks = split_file(files[i].path, i, chunk_bytes, Path(chunk_dir) / f"f{i:05d}")
-                rows = [c.to_dict() for c in chunks]
-                yield pa.RecordBatch.from_pylist(rows, schema=_CHUNK_ARROW)
-
-    return run
+    chunks = split_file(f.path, i, chunk_bytes, Path(chunk_dir) / f"f{i:05d}")
+    return pa.Table.from_pylist([c.to_dict() for c in chunks], schema=_CHUNK_ARROW)
 
 
-def _parse_task(files: list[SourceFile], chunks: list[Chunk], ingested_at: dict[str, int], etl: EtlConfig, out_dir: str,
-                forgotten: frozenset[str], salt: str):
-    max_line, cap, slack, comp = etl.max_line_bytes, etl.raw_cap_bytes, etl.month_slack_days, etl.parquet_compression
+def parse_one(c: Chunk, f: SourceFile, ingested_at_us: int, etl: EtlConfig, out_dir: str, forgotten: frozenset[str],
+              salt: str) -> pa.Table:
+    """Task of a parse job: one chunk -> its bronze and quarantine Parquet files; returns its counts."""
+    import pyarrow.parquet as pq
 
-    def run(batches):
-        import pyarrow.parquet as pq
+    from zipp.etl.parse import ParseOptions, drop_forgotten, parse_chunk, truncated_result
+    from zipp.etl.split import read_chunk
 
-        from zipp.etl.parse import ParseOptions, drop_forgotten, parse_chunk, truncated_result
-        from zipp.etl.split import read_chunk
-
-        for b in batches:
-            for j in b.column("id").to_pylist():
-                c = chunks[j]
-                f = files[c.file_idx]
-                opts = ParseOptions(kind=f.kind, month=f.month, source_file=f.rel, ingested_at_us=ingested_at[f.rel],
-                                    max_line_bytes=max_line, raw_cap_bytes=cap, month_slack_days=slack)
-                data = read_chunk(c)
-                if c.tail_reason:
-                    res = truncated_result(data, c.first_line_no, c.tail_reason, c.tail_detail, opts)
-                else:
-                    res = drop_forgotten(parse_chunk(data, c.first_line_no, opts), forgotten, salt, opts)
-                name = f"f{c.file_idx:05d}-{c.seq:06d}.parquet"
-                for table, tname in ((res.bronze, f"bronze__{f.kind}"), (res.quarantine, "quarantine")):
-                    if table.num_rows:
-                        d = Path(out_dir) / tname / f"month={f.month}"
-                        d.mkdir(parents=True, exist_ok=True)
-                        pq.write_table(table, d / name, **parquet_write_options(table, comp))
-                yield pa.RecordBatch.from_pylist([{
-                    "file_idx": c.file_idx, "seq": c.seq, "lines": res.lines, "bronze_rows": res.bronze.num_rows,
-                    "quarantine_rows": res.quarantine.num_rows, "reasons": json.dumps(res.reasons),
-                    "out_of_month": res.out_of_month, "min_created": res.min_created, "max_created": res.max_created,
-                    "bytes": len(data),
-                    "null_keys": sum(res.bronze.column(k).null_count for k in ("id", "author", "subreddit", "created_utc")),
-                    "created_months": json.dumps(res.created_months),
-                }], schema=_STATS_ARROW)
-
-    return run
+    opts = ParseOptions(kind=f.kind, month=f.month, source_file=f.rel, ingested_at_us=ingested_at_us,
+                        max_line_bytes=etl.max_line_bytes, raw_cap_bytes=etl.raw_cap_bytes,
+                        month_slack_days=etl.month_slack_days)
+    data = read_chunk(c)
+    if c.tail_reason:
+        res = truncated_result(data, c.first_line_no, c.tail_reason, c.tail_detail, opts)
+    else:
+        res = drop_forgotten(parse_chunk(data, c.first_line_no, opts), forgotten, salt, opts)
+    name = f"f{c.file_idx:05d}-{c.seq:06d}.parquet"
+    for table, tname in ((res.bronze, f"bronze__{f.kind}"), (res.quarantine, "quarantine")):
+        if table.num_rows:
+            d = Path(out_dir) / tname / f"month={f.month}"
+            d.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, d / name, **parquet_write_options(table, etl.parquet_compression))
+    return pa.Table.from_pylist([{
+        "file_idx": c.file_idx, "seq": c.seq, "lines": res.lines, "bronze_rows": res.bronze.num_rows,
+        "quarantine_rows": res.quarantine.num_rows, "reasons": json.dumps(res.reasons),
+        "out_of_month": res.out_of_month, "min_created": res.min_created, "max_created": res.max_created,
+        "bytes": len(data),
+        "null_keys": sum(res.bronze.column(k).null_count for k in ("id", "author", "subreddit", "created_utc")),
+        "created_months": json.dumps(res.created_months),
+    }], schema=_STATS_ARROW)
 
 
-def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlConfig, chunk_dir: Path, make_parse):
+def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlConfig, chunk_dir: Path, parse):
     """Split (one task per file) and parse (one task per chunk) as Spark jobs that overlap: while the
     split job decompresses, parse jobs start on the chunks it has already published, on the free cores.
-    ``make_parse(chunks)`` returns the mapInArrow function parsing those chunks (task i -> chunks[i])."""
+    ``parse(chunk)`` is the work of one parse task."""
     import threading
 
-    from zipp.etl.delta import describe
     from zipp.etl.split import published_chunks
+    from zipp.etl.tasks import run_indexed
 
     split_rows: list = []
     failure: list[BaseException] = []
 
     def split() -> None:
         try:
-            describe(spark, f"zipp bronze: split {len(files)} files")
-            df = spark.range(0, len(files), 1, len(files)).mapInArrow(
-                _split_task(files, etl.chunk_bytes, str(chunk_dir)), _CHUNK_DDL)
-            split_rows.extend(df.collect())
+            split_rows.extend(run_indexed(spark, len(files), lambda i: split_one(files[i], i, etl.chunk_bytes, str(chunk_dir)),
+                                          _CHUNK_ARROW, f"zipp bronze: split {len(files)} files"))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             failure.append(e)
 
-    def parse(batch: list[Chunk]) -> list:
-        describe(spark, f"zipp bronze: parse {len(batch)} chunks")
-        return spark.range(0, len(batch), 1, len(batch)).mapInArrow(make_parse(batch), _STATS_DDL).collect()
+    def parse_batch(batch: list[Chunk]) -> list:
+        return run_indexed(spark, len(batch), lambda j: parse(batch[j]), _STATS_ARROW, f"zipp bronze: parse {len(batch)} chunks")
 
     started: set[tuple[int, int]] = set()
     results: list = []
@@ -179,7 +160,7 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
 
         def run() -> None:
             try:
-                results.extend(parse(batch))
+                results.extend(parse_batch(batch))
             except BaseException as e:  # noqa: BLE001
                 failure.append(e)
 
@@ -195,7 +176,7 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
         if len(ready) >= 2 and not failure:
             launch(sorted(ready, key=lambda c: (c.file_idx, c.seq)))
     if not failure:
-        chunks = sorted((Chunk(**r.asDict()) for r in split_rows), key=lambda c: (c.file_idx, c.seq))
+        chunks = sorted((Chunk(**r) for r in split_rows), key=lambda c: (c.file_idx, c.seq))
         rest = [c for c in chunks if (c.file_idx, c.seq) not in started]
         if rest:
             launch(rest)
@@ -225,28 +206,24 @@ def run_bronze(spark: "SparkSession", lake: str | Path, etl: EtlConfig, files: l
     stat_rows: list = []
     if files:
         salt = resolve_salt(etl)
-        chunks, stat_rows = _split_and_parse(spark, files, etl, chunk_dir, lambda batch: _parse_task(
-            files, batch, ingested_at, etl, str(out_dir), forgotten, salt))
+        chunks, stat_rows = _split_and_parse(spark, files, etl, chunk_dir, lambda c: parse_one(
+            c, files[c.file_idx], ingested_at[files[c.file_idx].rel], etl, str(out_dir), forgotten, salt))
     expected = {i: 0 for i in stats}
     for c in chunks:
         expected[c.file_idx] += c.n_lines
         if c.tail_reason:
             stats[c.file_idx].truncated = True
     for r in stat_rows:
-        s = stats[r.file_idx]
-        s.lines += r.lines
-        s.bytes += r.bytes
-        s.bronze_rows += r.bronze_rows
-        s.quarantine_rows += r.quarantine_rows
-        s.out_of_month += r.out_of_month
-        s.null_keys += r.null_keys
-        for k, v in json.loads(r.reasons).items():
+        s = stats[r["file_idx"]]
+        for k in ("lines", "bytes", "bronze_rows", "quarantine_rows", "out_of_month", "null_keys"):
+            setattr(s, k, getattr(s, k) + r[k])
+        for k, v in json.loads(r["reasons"]).items():
             s.reasons[k] = s.reasons.get(k, 0) + v
-        for k, v in json.loads(r.created_months).items():
+        for k, v in json.loads(r["created_months"]).items():
             s.created_months[k] = s.created_months.get(k, 0) + v
-        if r.min_created is not None:
-            s.min_created = r.min_created if s.min_created is None else min(s.min_created, r.min_created)
-            s.max_created = r.max_created if s.max_created is None else max(s.max_created, r.max_created)
+        if r["min_created"] is not None:
+            s.min_created = r["min_created"] if s.min_created is None else min(s.min_created, r["min_created"])
+            s.max_created = r["max_created"] if s.max_created is None else max(s.max_created, r["max_created"])
     for i, s in stats.items():  # the reconciliation the issue asks for, per file, always
         if not (s.lines == expected[i] == s.bronze_rows + s.quarantine_rows):
             raise RuntimeError(f"{s.source_file}: {expected[i]} lines split, {s.lines} parsed, "

@@ -89,8 +89,7 @@ def line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Start/end offsets of every line (end excludes the newline). A final newline opens no line."""
     if not data:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # bytes.find (memchr) beats numpy's ``frombuffer(data) == 10`` ~5x: no chunk-sized mask is allocated
-    nl = np.fromiter(_newlines(data), np.int64, count=data.count(b"\n"))
+    nl = newline_offsets(data)
     starts = np.concatenate((np.zeros(1, np.int64), nl + 1))
     ends = np.concatenate((nl, np.array([len(data)], np.int64)))
     if data[-1:] == b"\n":
@@ -98,11 +97,16 @@ def line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _newlines(data: bytes):
-    find, p = data.find, data.find(b"\n")
-    while p >= 0:
-        yield p
-        p = find(b"\n", p + 1)
+_SCAN = 1 << 22
+
+
+def newline_offsets(data: bytes) -> np.ndarray:
+    """Offsets of every newline. numpy over 4 MiB slices: 0.015 s for a 64 MiB chunk, against 0.04 s
+    for a bytes.find loop and 0.03-0.15 s for one chunk-sized mask (its pages are faulted in anew
+    on every call)."""
+    a = np.frombuffer(data, np.uint8)
+    parts = [np.flatnonzero(a[i:i + _SCAN] == 10) + i for i in range(0, len(a), _SCAN)]
+    return np.concatenate(parts).astype(np.int64, copy=False)
 
 
 def count_lines(data: bytes) -> int:

@@ -11,8 +11,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-READ_SIZE = 1 << 20
-WRITE_SIZE = 1 << 22
+import numpy as np
+
+# Small buffers: 1 MiB reads into 4 MiB output buffers fault in fresh pages on every call (a 1.1 GB
+# month: 2.8 s, 0.95 s of it in the kernel); 128 KiB buffers are reused (2.0-2.5 s). What remains in
+# the kernel is the first touch of the decoder's window (up to 2 GiB), once per file.
+READ_SIZE = 1 << 17
+WRITE_SIZE = 1 << 17
 
 
 class InputError(Exception):
@@ -88,44 +93,104 @@ def _lines_in(data: bytes | bytearray, final: bool) -> int:
     return n + (1 if final and data and not data.endswith(b"\n") else 0)
 
 
+def _newline_count(parts: list) -> int:
+    # numpy compares ~3x faster than bytes.count(b"\n"), which loops byte by byte
+    return sum(int(np.count_nonzero(np.frombuffer(p, np.uint8) == 10)) for p in parts)
+
+
+class _Pending:
+    """Decompressed bytes not yet in a chunk, kept as the decompressor's pieces: a chunk is written
+    from the pieces themselves. (A bytearray that is appended to and cut from the front moved the whole
+    buffer on every append: 4.7 s of a 7 s split of a 1.1 GB month.)"""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def append(self, piece: bytes) -> None:
+        self.pieces.append(piece)
+        self.size += len(piece)
+
+    def cut(self, limit: int) -> int:
+        """Where a chunk of at most ``limit`` bytes ends: after the last newline before ``limit``,
+        else (one line longer than a chunk) after the first newline past it; 0 if there is none yet."""
+        if not self.pieces:
+            return 0
+        starts, pos = [], 0
+        for p in self.pieces:
+            starts.append(pos)
+            pos += len(p)
+        j = next((k for k in range(len(self.pieces) - 1, -1, -1) if starts[k] < limit), 0)
+        for k in range(j, -1, -1):
+            i = self.pieces[k].rfind(b"\n", 0, limit - starts[k])
+            if i >= 0:
+                return starts[k] + i + 1
+        for k in range(j, len(self.pieces)):
+            i = self.pieces[k].find(b"\n", max(0, limit - starts[k]))
+            if i >= 0:
+                return starts[k] + i + 1
+        return 0
+
+    def pop(self, n: int) -> list:
+        """The first ``n`` bytes, as pieces (memoryviews: no copy)."""
+        out, taken = [], 0
+        while taken < n:
+            p = self.pieces[0]
+            if taken + len(p) <= n:
+                out.append(memoryview(p))
+                taken += len(p)
+                self.pieces.pop(0)
+            else:
+                k = n - taken
+                out.append(memoryview(p)[:k])
+                self.pieces[0] = p[k:]
+                taken = n
+        self.size -= n
+        return out
+
+
 def _split_zst(path: Path, file_idx: int, chunk_bytes: int, out_dir: Path) -> list[Chunk]:
     out_dir.mkdir(parents=True, exist_ok=True)
     chunks: list[Chunk] = []
     next_line = 1
 
-    def emit(data: bytes | bytearray, final: bool, tail: InputError | None = None) -> None:
+    def emit(parts: list, final: bool, tail: InputError | None = None) -> None:
         nonlocal next_line
-        n = 1 if tail else _lines_in(data, final)
-        c = Chunk(file_idx, len(chunks), next_line, n, "", 0, len(data), tail.reason if tail else "",
+        length = sum(len(p) for p in parts)
+        if tail:
+            n = 1
+        else:
+            n = _newline_count(parts)
+            last = parts[-1] if parts and len(parts[-1]) else None
+            n += 1 if final and last is not None and bytes(last[-1:]) != b"\n" else 0
+        c = Chunk(file_idx, len(chunks), next_line, n, "", 0, length, tail.reason if tail else "",
                   tail.detail if tail else "")
         # published by an atomic rename; the name carries what a parse task needs (see published_chunks)
         p = out_dir / (f"f{file_idx:05d}-{c.seq:06d}-{c.first_line_no}-{n}" + (".tail" if tail else ".ndjson"))
         tmp = p.with_suffix(".tmp")
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as fh:
+            fh.writelines(parts)
         tmp.replace(p)
         c.path = str(p)
         chunks.append(c)
         next_line += n
 
-    buf = bytearray()
+    buf = _Pending()
     try:
         for piece in decompressed_pieces(path):
-            buf += piece
-            while len(buf) >= chunk_bytes:
-                cut = buf.rfind(b"\n", 0, chunk_bytes) + 1 or buf.find(b"\n", chunk_bytes) + 1
+            buf.append(piece)
+            while buf.size >= chunk_bytes:
+                cut = buf.cut(chunk_bytes)
                 if not cut:  # a line longer than a chunk: wait for its end
                     break
-                emit(buf[:cut], final=False)
-                del buf[:cut]
+                emit(buf.pop(cut), final=False)
     except InputError as err:
-        while buf.rfind(b"\n") >= 0:
-            cut = buf.rfind(b"\n", 0, chunk_bytes) + 1 or buf.find(b"\n", chunk_bytes) + 1
-            emit(buf[:cut], final=False)
-            del buf[:cut]
-        emit(buf, final=True, tail=err)  # the partial last line, maybe empty
+        while cut := buf.cut(chunk_bytes):
+            emit(buf.pop(cut), final=False)
+        emit(buf.pop(buf.size), final=True, tail=err)  # the partial last line, maybe empty
         return chunks
-    if buf:
-        emit(buf, final=True)
+    if buf.size:
+        emit(buf.pop(buf.size), final=True)
     return chunks
 
 
