@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from etl_dumps import DROP, comment, submission, ts, write_lines, write_truncated_zst, zst_bytes
@@ -248,3 +249,27 @@ def test_forgotten_authors_become_content_free_quarantine_rows():
     assert res.bronze.column("author").to_pylist() == ["bob"]
     assert [(r["line_no"], r["reason"], r["raw"], r["author"]) for r in res.quarantine.to_pylist()] == [
         (1, "forgotten", b"", None), (3, "invalid_json", b"bad", None)]
+
+
+def test_a_parsed_chunk_is_deleted_and_a_retried_task_returns_its_counts(tmp_path):
+    """Staging holds only the chunks in flight: a parse task deletes its staged chunk once its files
+    and counts are written, and a retry (or a speculative twin) of the task returns those counts."""
+    from zipp.config import EtlConfig
+    from zipp.etl.bronze import parse_one
+    from zipp.etl.sources import SourceFile
+
+    lines = [comment(f"c{i}", "alice", "pics", JAN + i) for i in range(300)] + [b"{not json"]
+    path = write_lines(tmp_path / "RC_2016-01.zst", lines)
+    src = SourceFile(str(path), "RC_2016-01.zst", "comments", "2016-01", path.stat().st_size, 0)
+    chunks = split_file(path, 0, 8_000, tmp_path / "chunks")
+    assert len(chunks) > 3
+    out = tmp_path / "out"
+    first = [parse_one(c, src, 0, EtlConfig(), str(out), frozenset(), "salt").to_pylist()[0] for c in chunks]
+    assert not any(Path(c.path).exists() for c in chunks)
+    written = sorted(p.name for p in out.rglob("*.parquet"))
+    again = [parse_one(c, src, 0, EtlConfig(), str(out), frozenset(), "salt").to_pylist()[0] for c in chunks]
+    assert again == first and sorted(p.name for p in out.rglob("*.parquet")) == written
+    assert sum(r["lines"] for r in first) == 301 and sum(r["quarantine_rows"] for r in first) == 1
+    with pytest.raises(FileNotFoundError):  # a chunk that was never parsed is not silently skipped
+        Path(chunks[0].path + ".done").unlink()
+        parse_one(chunks[0], src, 0, EtlConfig(), str(out), frozenset(), "salt")

@@ -99,16 +99,30 @@ def split_one(f: SourceFile, i: int, chunk_bytes: int, chunk_dir: str) -> pa.Tab
 
 def parse_one(c: Chunk, f: SourceFile, ingested_at_us: int, etl: EtlConfig, out_dir: str, forgotten: frozenset[str],
               salt: str) -> pa.Table:
-    """Task of a parse job: one chunk -> its bronze and quarantine Parquet files; returns its counts."""
+    """Task of a parse job: one chunk -> its bronze and quarantine Parquet files; returns its counts.
+
+    A chunk the split staged (a .zst's) is deleted once its files and counts are written: the staging
+    folder then holds only the chunks in flight, not the whole decompressed month (100+ GB for a
+    recent one). The counts stay beside it (``<chunk>.done``), so a retried or speculative attempt of
+    the task returns them instead of failing on the missing chunk."""
     import pyarrow.parquet as pq
 
     from zipp.etl.parse import ParseOptions, drop_forgotten, parse_chunk, truncated_result
     from zipp.etl.split import read_chunk
 
+    staged = c.path != f.path
+    done = Path(c.path + ".done")
+    if staged and done.exists():
+        return pa.Table.from_pylist([json.loads(done.read_text())], schema=_STATS_ARROW)
     opts = ParseOptions(kind=f.kind, month=f.month, source_file=f.rel, ingested_at_us=ingested_at_us,
                         max_line_bytes=etl.max_line_bytes, raw_cap_bytes=etl.raw_cap_bytes,
                         month_slack_days=etl.month_slack_days)
-    data = read_chunk(c)
+    try:
+        data = read_chunk(c)
+    except FileNotFoundError:
+        if staged and done.exists():  # another attempt finished it meanwhile
+            return pa.Table.from_pylist([json.loads(done.read_text())], schema=_STATS_ARROW)
+        raise
     if c.tail_reason:
         res = truncated_result(data, c.first_line_no, c.tail_reason, c.tail_detail, opts)
     else:
@@ -119,14 +133,20 @@ def parse_one(c: Chunk, f: SourceFile, ingested_at_us: int, etl: EtlConfig, out_
             d = Path(out_dir) / tname / f"month={f.month}"
             d.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, d / name, **parquet_write_options(table, etl.parquet_compression))
-    return pa.Table.from_pylist([{
+    stats = {
         "file_idx": c.file_idx, "seq": c.seq, "lines": res.lines, "bronze_rows": res.bronze.num_rows,
         "quarantine_rows": res.quarantine.num_rows, "reasons": json.dumps(res.reasons),
         "out_of_month": res.out_of_month, "min_created": res.min_created, "max_created": res.max_created,
         "bytes": len(data),
         "null_keys": sum(res.bronze.column(k).null_count for k in ("id", "author", "subreddit", "created_utc")),
         "created_months": json.dumps(res.created_months),
-    }], schema=_STATS_ARROW)
+    }
+    if staged:
+        tmp = done.with_suffix(".done-tmp")
+        tmp.write_text(json.dumps(stats))
+        tmp.replace(done)
+        Path(c.path).unlink(missing_ok=True)
+    return pa.Table.from_pylist([stats], schema=_STATS_ARROW)
 
 
 def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlConfig, chunk_dir: Path, parse):

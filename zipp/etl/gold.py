@@ -1,4 +1,4 @@
-"""Gold, incrementally, as bucketed Arrow tasks: a run that (re)builds some months touches only what
+"""Gold, incrementally, as bucketed tasks: a run that (re)builds some months touches only what
 those months change, and no step shuffles rows through Spark.
 
 1. ``gold/user_subreddit_months`` (partitioned by silver month) holds what every (user, subreddit)
@@ -7,7 +7,7 @@ those months change, and no step shuffles rows through Spark.
    rows in a month: every reader sums or ranks them), sorted by ``user_key`` so that a reader of one
    key range skips the other row groups.
 2. Users are cut into ``B`` buckets by ranges of ``user_key`` (a salted hash: uniform), and Spark runs
-   Arrow tasks per bucket (``mapInArrow``); everything about a user lives in one bucket. A first task
+   tasks per bucket (:func:`zipp.etl.tasks.run_indexed`); everything about a user lives in one bucket. A first task
    per bucket reads only key columns: the pairs the run affects (old and new rows of its months),
    how many of their users are new, and which subreddits they touch.
 3. The driver numbers the new subreddits (few) and gives each bucket the offset of its new user ids,

@@ -11,7 +11,7 @@
 - ``user_key``: salted hash of the author (:mod:`zipp.identity`); null for deleted authors. The salt
   travels only inside the pickled task function, never in a plan or a table.
 
-How: Arrow tasks (``mapInArrow``), no Spark SQL shuffle. An id shuffle through staged files (map:
+How: indexed tasks (:func:`zipp.etl.tasks.run_indexed`), no Spark SQL shuffle. An id shuffle through staged files (map:
 id/retrieval/position columns into id-hash bucket folders; reduce: one task per bucket) finds the
 losing copies of duplicated ids; one task per bronze file reads it, drops the losers, derives the
 columns with polars and writes the silver Parquet (and gold's monthly rows); one commit per table;

@@ -226,7 +226,11 @@ def published_chunks(chunk_dir: str | Path) -> list[Chunk]:
     out = []
     for p in Path(chunk_dir).glob("f*/f*.ndjson"):
         f, seq, first, n = p.stem[1:].split("-")
-        out.append(Chunk(int(f), int(seq), int(first), int(n), str(p), 0, p.stat().st_size))
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:  # parsed and deleted since the listing: its parse had started
+            continue
+        out.append(Chunk(int(f), int(seq), int(first), int(n), str(p), 0, size))
     return out
 
 
