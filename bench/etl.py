@@ -12,6 +12,8 @@ one run on the same cores, every figure printed.
 
     .venv/bin/python bench/etl.py                 # 1 GiB month, then 4x
     .venv/bin/python bench/etl.py --size-mb 200 --scale 2   # quicker
+    .venv/bin/python bench/etl.py --size-mb 2300 --scale 2  # both months past the 2 GiB window: memory
+                                                            # of month sizes real dumps have (~20 min)
 """
 
 from __future__ import annotations

@@ -120,6 +120,18 @@ def _records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in f.read_text().splitlines()] if f.is_file() else []
 
 
+def _registered_checkpoints(run_dir: Path) -> int:
+    """Checkpoints Ray Train has recorded for the run, which is what a resubmitted job resumes from.
+    The metrics line and the checkpoint folder come first: a job stopped between them and this record
+    starts over, and the test must not stop it there."""
+    for f in (run_dir / "ray").glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            return len(json.loads(f.read_text())["checkpoint_results"])
+        except (OSError, ValueError, KeyError):
+            return 0
+    return 0
+
+
 def _wait_for(pred, timeout: float, what: str, poll: float = 0.5):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -164,7 +176,8 @@ def test_killed_worker_and_resubmitted_job_resume_from_the_last_checkpoint(tmp_p
         # 1) abort the whole job after its first epoch, then resubmit it
         r = _submit(head, args, "zipp-fault-1", wait=False)
         assert r.returncode == 0, r.stderr[-3000:]
-        _wait_for(lambda: len(_records(run_dir)) >= 1, 600, "the first epoch")
+        _wait_for(lambda: len(_records(run_dir)) >= 1 and _registered_checkpoints(run_dir) >= 1, 600,
+                  "the first epoch's checkpoint")
         subprocess.run([str(BIN / "ray"), "job", "stop", "--address", head["address"], "zipp-fault-1"],
                        env=head["env"], capture_output=True, text=True, check=False, timeout=120)
         _wait_for(lambda: _job_status(head, "zipp-fault-1") in ("STOPPED", "FAILED", "SUCCEEDED"), 120, "the job to stop")
