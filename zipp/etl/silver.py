@@ -71,11 +71,10 @@ class AuthorInfo:
         return hit
 
 
-def transform(table: pa.Table, kind: str, months: set[str], losers: dict[str, set[int]], authors: AuthorInfo):
+def transform(df: "pl.DataFrame", kind: str, months: set[str], losers: dict[str, set[int]], authors: AuthorInfo):
     """Bronze rows of one file -> silver rows (with ``month`` = month of created_utc), as polars."""
     import polars as pl
 
-    df = pl.from_arrow(table)
     df = df.with_columns(pl.from_epoch("created_utc", time_unit="s").dt.replace_time_zone("UTC").alias("_ts"))
     df = df.with_columns(pl.col("_ts").dt.strftime("%Y-%m").alias("month")).filter(pl.col("month").is_in(list(months)))
     gone = [(f, n) for f in df["source_file"].unique().to_list() for n in losers.get(f, ())]
@@ -167,11 +166,12 @@ def silver_file(task: int, kind: str, path: str, months: set[str], losers: dict[
                 out: Path) -> pa.Table:
     """One bronze file -> its silver rows and gold's monthly rows, staged under ``out``; returns its
     facts (one row: kind, facts as JSON)."""
-    import pyarrow.parquet as pq
+    import polars as pl
 
     from zipp.etl.schemas import GOLD_IMAGE_CANDIDATES_SCHEMA, GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
 
-    df = transform(pq.read_table(path), kind, months, losers, AuthorInfo(etl, salt))
+    # polars reads the file on the task's one core in about half of pyarrow's single-threaded time
+    df = transform(pl.read_parquet(path, hive_partitioning=False), kind, months, losers, AuthorInfo(etl, salt))
     part, comp = f"part-{task:06d}.parquet", etl.parquet_compression
     write_by_month(df, out / f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp, key_sorted=False)
     # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups
