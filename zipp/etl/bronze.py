@@ -112,16 +112,20 @@ def parse_one(c: Chunk, f: SourceFile, ingested_at_us: int, etl: EtlConfig, out_
 
     staged = c.path != f.path
     done = Path(c.path + ".done")
-    if staged and done.exists():
-        return pa.Table.from_pylist([json.loads(done.read_text())], schema=_STATS_ARROW)
+
+    def finished() -> pa.Table | None:
+        return pa.Table.from_pylist([json.loads(done.read_text())], schema=_STATS_ARROW) if staged and done.exists() else None
+
+    if (counts := finished()) is not None:
+        return counts
     opts = ParseOptions(kind=f.kind, month=f.month, source_file=f.rel, ingested_at_us=ingested_at_us,
                         max_line_bytes=etl.max_line_bytes, raw_cap_bytes=etl.raw_cap_bytes,
                         month_slack_days=etl.month_slack_days)
     try:
         data = read_chunk(c)
     except FileNotFoundError:
-        if staged and done.exists():  # another attempt finished it meanwhile
-            return pa.Table.from_pylist([json.loads(done.read_text())], schema=_STATS_ARROW)
+        if (counts := finished()) is not None:  # another attempt finished it meanwhile
+            return counts
         raise
     if c.tail_reason:
         res = truncated_result(data, c.first_line_no, c.tail_reason, c.tail_detail, opts)

@@ -49,7 +49,7 @@ from zipp.etl.schemas import (
     GOLD_SNIPPET_CANDIDATES_SCHEMA,
 )
 from zipp.etl.steps import Steps
-from zipp.etl.tasks import run_indexed, scan_files, task_count, write_by_month, write_sorted
+from zipp.etl.tasks import run_indexed, scan_files, task_count, write_by_month, write_part
 from zipp.tables import (
     GOLD_EDGES,
     GOLD_EDGES_SCHEMA,
@@ -193,9 +193,8 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
         pl.col("is_edge").sum().cast(pl.Int64).alias("n_subreddits"), pl.col("first_ts").min(), pl.col("last_ts").max())
     users = (a_users.join(existing, on="user_key", how="left").join(u_stats, on="user_key", how="left")
              .with_columns(*[pl.col(c).fill_null(0) for c in _USER_STATS]).sort("user_key"))
-    users = users.with_columns(pl.coalesce(
-        "user_id", pl.col("user_id").is_null().cast(pl.Int64).cum_sum() - 1 + new_id_offset).alias("user_id"))
-    write_sorted(users, out / "users" / "upsert" / name, GOLD_USERS_SCHEMA, comp)
+    users = users.with_columns(_ids_kept_or_numbered("user_id", new_id_offset))
+    write_part(users, out / "users" / "upsert" / name, GOLD_USERS_SCHEMA, comp)
     sub_ids = pl.read_parquet(sub_ids_file)
 
     def with_ids(df: "pl.DataFrame") -> "pl.DataFrame":
@@ -205,8 +204,8 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     a_totals = affected.join(totals, on=["user_key", "subreddit"], how="left")
     keep = pl.col("is_edge").fill_null(False)
     edges = a_totals.filter(keep)
-    write_sorted(with_ids(edges), out / "edges" / "upsert" / name, GOLD_EDGES_SCHEMA, comp)
-    write_sorted(a_totals.filter(~keep), out / "edges" / "delete" / name, _keys(GOLD_EDGES_SCHEMA, ["user_key", "subreddit"]), comp)
+    write_part(with_ids(edges), out / "edges" / "upsert" / name, GOLD_EDGES_SCHEMA, comp)
+    write_part(a_totals.filter(~keep), out / "edges" / "delete" / name, _keys(GOLD_EDGES_SCHEMA, ["user_key", "subreddit"]), comp)
 
     # snippets of the affected edge pairs: top-k over all months; slots no longer filled are deleted
     cands = pl.concat([_scan(inp.rest_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi),
@@ -215,11 +214,11 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
             .sort([pl.col("score").fill_null(0), "created", "snippet_id"], descending=[True, False, False])
             .group_by("user_key", "subreddit", maintain_order=True).head(inp.k)
             .with_columns(pl.int_range(1, pl.len() + 1).over("user_key", "subreddit").cast(pl.Int32).alias("rank")))
-    write_sorted(with_ids(best), out / "snippets" / "upsert" / name, GOLD_SNIPPETS_SCHEMA, comp)
+    write_part(with_ids(best), out / "snippets" / "upsert" / name, GOLD_SNIPPETS_SCHEMA, comp)
     old_slots = _scan(inp.snippets, GOLD_SNIPPETS_SCHEMA, lo, hi, ["user_key", "subreddit", "rank"])
     gone = (old_slots.join(affected, on=["user_key", "subreddit"], how="semi")
             .join(best.select("user_key", "subreddit", "rank"), on=["user_key", "subreddit", "rank"], how="anti"))
-    write_sorted(gone, out / "snippets" / "delete" / name, _keys(GOLD_SNIPPETS_SCHEMA, ["user_key", "subreddit", "rank"]), comp)
+    write_part(gone, out / "snippets" / "delete" / name, _keys(GOLD_SNIPPETS_SCHEMA, ["user_key", "subreddit", "rank"]), comp)
 
     # user_images rows of the run's months
     images = with_ids(_scan(inp.new_images, GOLD_IMAGE_CANDIDATES_SCHEMA, lo, hi))
@@ -266,6 +265,14 @@ def _save_watermarks(lake: str | Path, values: dict[str, int]) -> None:
     lakeio.write_arrow(lake, ETL_ID_SEQ, pa.table({"id_map": list(rows), "next_id": list(rows.values())}, schema=ETL_ID_SEQ_SCHEMA))
 
 
+def _ids_kept_or_numbered(col: str, start: int) -> "pl.Expr":
+    """``col`` where a row has an id already; the rows without one numbered ``start``, ``start`` + 1,
+    ... in row order."""
+    import polars as pl
+
+    return pl.coalesce(col, pl.col(col).is_null().cast(pl.Int64).cum_sum() - 1 + start).alias(col)
+
+
 def new_id_offsets(new_per_bucket: list[int], start: int) -> list[int]:
     """First new id of each bucket: buckets are key ranges in key order, so ids stay in key order."""
     out, acc = [], start
@@ -281,8 +288,7 @@ def number_subreddits(affected: "pl.DataFrame", existing: "pl.DataFrame", start:
     import polars as pl
 
     rows = affected.unique().join(existing, on="subreddit", how="left").sort("subreddit")
-    return rows.with_columns(pl.coalesce("subreddit_id", pl.col("subreddit_id").is_null().cast(pl.Int64).cum_sum() - 1 + start)
-                             .cast(pl.Int64).alias("subreddit_id"))
+    return rows.with_columns(_ids_kept_or_numbered("subreddit_id", start).cast(pl.Int64))
 
 
 def subreddit_rows(partials: "pl.DataFrame", sub_ids: "pl.DataFrame") -> "pl.DataFrame":
@@ -343,7 +349,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
 
     # ---- 4. merges (a first build commits the staged files as they are)
     subs_dir = p2 / "subreddits" / "upsert"
-    write_sorted(subs, subs_dir / "part.parquet", GOLD_SUBREDDITS_SCHEMA, etl.parquet_compression)
+    write_part(subs, subs_dir / "part.parquet", GOLD_SUBREDDITS_SCHEMA, etl.parquet_compression)
 
     def merge(name: str, schema: pa.Schema, folder: Path, keys: list[str]) -> dict:
         return merge_staged(spark, lake, name, schema, _files(folder / "upsert"), _files(folder / "delete"), keys,

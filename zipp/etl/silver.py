@@ -11,9 +11,9 @@
 - ``user_key``: salted hash of the author (:mod:`zipp.identity`); null for deleted authors. The salt
   travels only inside the pickled task function, never in a plan or a table.
 
-How: indexed tasks (:func:`zipp.etl.tasks.run_indexed`), no Spark SQL shuffle. An id shuffle through staged files (map:
-id/retrieval/position columns into id-hash bucket folders; reduce: one task per bucket) finds the
-losing copies of duplicated ids; one task per bronze file reads it, drops the losers, derives the
+How: indexed tasks (:func:`zipp.etl.tasks.run_indexed`), no Spark SQL shuffle. An id shuffle
+through staged files (map: id/retrieval/position columns into id-hash bucket folders; reduce: one
+task per bucket) finds the losing copies of duplicated ids; one task per bronze file reads it, drops the losers, derives the
 columns with polars and writes the silver Parquet (and gold's monthly rows); one commit per table;
 then distinct ids per month are counted on the committed table by another id shuffle.
 """
@@ -34,7 +34,7 @@ from zipp.config import EtlConfig
 from zipp.etl.delta import list_staged
 from zipp.etl.schemas import KINDS, SILVER_SCHEMAS, bronze_table, silver_table
 from zipp.etl.steps import Steps
-from zipp.etl.tasks import run_indexed, scan_files, task_count, write_by_month
+from zipp.etl.tasks import parallelism, run_indexed, scan_files, task_count, write_by_month
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -214,17 +214,21 @@ def _reduce_bucket(out: Path, bucket: int, reduce, schema: pa.Schema) -> pa.Tabl
     return reduce(pl.read_parquet(files)).to_arrow() if files else schema.empty_table()
 
 
-def id_shuffle(spark: "SparkSession", files: list[str], columns: list[str], months: list[str] | None, rows: int,
-               out_dir: Path, reduce, schema: pa.Schema, what: str) -> list:
-    """Group rows by id across files without a Spark SQL shuffle, and run ``reduce`` on each group:
-    map tasks write their rows into id-hash bucket folders under ``out_dir`` (every copy of an id
-    lands in one folder; each file is read by one map task), then one task per folder returns
-    ``reduce``'s rows (``schema``)."""
-    parallelism = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
-    buckets = task_count(spark, rows, _ID_BUCKET_ROWS)
-    n_map = max(1, min(len(files), 2 * parallelism))
+def id_shuffle(spark: "SparkSession", lake: str | Path, table: str, file_months: list[str], columns: list[str],
+               row_months: list[str] | None, out_dir: Path, reduce, schema: pa.Schema, what: str) -> list:
+    """Group the rows of ``table``'s ``file_months`` (only those created in ``row_months`` when given)
+    by id without a Spark SQL shuffle, and run ``reduce`` on each group: map tasks write ``columns``
+    into id-hash bucket folders under ``out_dir`` (every copy of an id lands in one folder; each file
+    is read by one map task), then one task per folder returns ``reduce``'s rows (``schema``)."""
+    from zipp.etl.delta import count_rows, table_files
+
+    files = table_files(lake, table, file_months)
+    if not files:
+        return []
+    buckets = task_count(spark, count_rows(lake, table, file_months), _ID_BUCKET_ROWS)
+    n_map = max(1, min(len(files), 2 * parallelism(spark)))
     groups = [files[i::n_map] for i in range(n_map)]
-    run_indexed(spark, n_map, lambda i: _partition_by_id(groups[i], columns, months, buckets, out_dir, i),
+    run_indexed(spark, n_map, lambda i: _partition_by_id(groups[i], columns, row_months, buckets, out_dir, i),
                 pa.schema([("rows", pa.int64())]), f"zipp silver: {what}, map ({n_map} tasks, {buckets} buckets)")
     return run_indexed(spark, buckets, lambda i: _reduce_bucket(out_dir, i, reduce, schema), schema,
                        f"zipp silver: {what}, reduce ({buckets} tasks)")
@@ -252,16 +256,10 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
     """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
     rows created in ``months``. An id shuffle of the id/retrieval/position columns only (see
     :func:`id_shuffle`); each bucket's task returns the losing copies of its ids (rare)."""
-    from zipp.etl.delta import count_rows, table_files
-
-    files = table_files(lake, bronze_table(kind), sources)
-    if not files:
-        return {}
     cols = ["id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc"]
-    rows = id_shuffle(spark, files, cols, months, count_rows(lake, bronze_table(kind), sources), stage_dir, losing_copies,
-                      pa.schema([("source_file", pa.string()), ("line_no", pa.int64())]), f"duplicated {kind} ids")
     out: dict[str, set[int]] = {}
-    for r in rows:
+    for r in id_shuffle(spark, lake, bronze_table(kind), sources, cols, months, stage_dir, losing_copies,
+                        pa.schema([("source_file", pa.string()), ("line_no", pa.int64())]), f"duplicated {kind} ids"):
         out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
     return out
 
@@ -269,14 +267,9 @@ def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: lis
 def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], stage_dir: Path) -> dict[str, int]:
     """Distinct ids per month of the committed silver table: the independent check of the dedup
     (an id shuffle, so per-bucket counts add up)."""
-    from zipp.etl.delta import count_rows, table_files
-
-    files = table_files(lake, silver_table(kind), months)
-    if not files:
-        return {}
     out: dict[str, int] = {}
-    for r in id_shuffle(spark, files, ["id", "month"], None, count_rows(lake, silver_table(kind), months), stage_dir,
-                        ids_per_month, pa.schema([("month", pa.string()), ("ids", pa.int64())]), f"distinct {kind} ids"):
+    for r in id_shuffle(spark, lake, silver_table(kind), months, ["id", "month"], None, stage_dir, ids_per_month,
+                        pa.schema([("month", pa.string()), ("ids", pa.int64())]), f"distinct {kind} ids"):
         out[r["month"]] = out.get(r["month"], 0) + int(r["ids"])
     return out
 

@@ -49,10 +49,15 @@ def run_indexed(spark: "SparkSession", n: int, work: Callable[[int], pa.Table], 
     return pa.concat_tables([pa.ipc.open_stream(p).read_all() for p in parts]).to_pylist()
 
 
+def parallelism(spark: "SparkSession") -> int:
+    """The session's shuffle parallelism: how many tasks a pass should offer the cluster at least."""
+    return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
+
+
 def task_count(spark: "SparkSession", rows: int, rows_per_task: int) -> int:
     """At least the session's shuffle parallelism, more when ``rows`` would put more than
     ``rows_per_task`` in one task (bounds a task's memory)."""
-    return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")), math.ceil(rows / rows_per_task))
+    return max(parallelism(spark), math.ceil(rows / rows_per_task))
 
 
 def scan_files(files: list[str]) -> "pl.LazyFrame":
@@ -63,34 +68,26 @@ def scan_files(files: list[str]) -> "pl.LazyFrame":
     return pl.scan_parquet(files, hive_partitioning=True, hive_schema={"month": pl.String})
 
 
-def write_sorted(df: "pl.DataFrame", path: Path, schema: pa.Schema, compression: str) -> None:
-    """``df`` as Parquet with exactly ``schema``, sorted by user_key (when it has one) in row groups
-    of ``_ROW_GROUP``, so a reader of one key range skips the other row groups."""
+def write_part(df: "pl.DataFrame", path: Path, schema: pa.Schema, compression: str, key_sorted: bool = True) -> None:
+    """``df`` as Parquet with exactly ``schema``. ``key_sorted`` (and ``df`` has a user_key): sorted
+    by user_key in row groups of ``_ROW_GROUP``, so a reader of one key range skips the other row
+    groups; else the rows as they come."""
     import pyarrow.parquet as pq
 
     from zipp.etl.schemas import parquet_write_options
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    if "user_key" in df.columns:
-        df = df.sort("user_key")
+    layout = {}
+    if key_sorted and "user_key" in df.columns:
+        df, layout = df.sort("user_key"), {"row_group_size": _ROW_GROUP}
     table = df.select(schema.names).to_arrow().cast(schema)
-    pq.write_table(table, path, row_group_size=_ROW_GROUP, **parquet_write_options(table, compression))
+    pq.write_table(table, path, **layout, **parquet_write_options(table, compression))
 
 
 def write_by_month(df: "pl.DataFrame", folder: Path, schema: pa.Schema, part: str, compression: str,
                    key_sorted: bool = True) -> None:
-    """``df``'s rows of each month as ``folder/month=M/part``, with ``schema`` less its ``month``
-    (a partition column); ``key_sorted``: as :func:`write_sorted`, else as they come."""
-    import pyarrow.parquet as pq
-
-    from zipp.etl.schemas import parquet_write_options
-
+    """``df``'s rows of each month as ``folder/month=M/part`` (see :func:`write_part`), with
+    ``schema`` less its ``month`` (a partition column)."""
     target = schema.remove(schema.get_field_index("month"))
     for (month,), rows in df.partition_by("month", as_dict=True).items():
-        path = folder / f"month={month}" / part
-        if key_sorted:
-            write_sorted(rows, path, target, compression)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table = rows.select(target.names).to_arrow().cast(target)
-            pq.write_table(table, path, **parquet_write_options(table, compression))
+        write_part(rows, folder / f"month={month}" / part, target, compression, key_sorted)
