@@ -125,7 +125,7 @@ def test_new_ids_are_dense_in_key_order_across_key_ranges(tmp_path):
 def test_losing_copies_keep_the_latest_retrieval_then_the_later_file_and_line():
     import polars as pl
 
-    from zipp.etl.silver import ids_per_month, losing_copies
+    from zipp.etl.silver import extra_copies, losing_copies
 
     rows = pl.DataFrame({
         "id": ["a", "a", "a", "b", "b", "c", "d", "d"],
@@ -138,4 +138,48 @@ def test_losing_copies_keep_the_latest_retrieval_then_the_later_file_and_line():
     losers = sorted(losing_copies(rows).iter_rows())
     # a: line 3 (retrieved 40) wins; b: no retrieval at all, the later file wins; d: tie, the later line wins
     assert losers == [("RC_1", 1), ("RC_1", 2), ("RC_1", 4), ("RC_1", 7)]
-    assert ids_per_month(rows).to_dicts() == [{"month": "2016-01", "ids": 4}]
+    assert extra_copies(rows).to_dicts() == [{"month": "2016-01", "extra": 4}]  # 8 rows, 4 ids
+    assert losing_copies(rows.filter(pl.col("line_no").is_in([1, 4, 6, 7]))).height == 0  # no id twice
+
+
+def test_overlaps_are_the_points_two_or_more_spans_cover():
+    import random
+
+    from zipp.etl.silver import overlaps
+
+    rng = random.Random(7)
+    for _ in range(200):
+        spans = [(a, a + rng.randint(0, 12)) for a in (rng.randint(0, 60) for _ in range(rng.randint(0, 6)))]
+        covered = {x for x in range(80) if sum(lo <= x <= hi for lo, hi in spans) >= 2}
+        got = overlaps(spans)
+        assert {x for lo, hi in got for x in range(lo, hi + 1)} == covered
+        assert all(a[1] + 1 < b[0] for a, b in zip(got, got[1:]))  # merged, in order
+
+
+def test_shared_ids_are_where_files_id_spans_meet():
+    import numpy as np
+    import polars as pl
+
+    from zipp.etl.silver import id_span, shared_ids
+
+    def ids(lo, hi):  # base-36 ids, like Reddit's
+        return [np.base_repr(n, 36).lower() for n in range(lo, hi)]
+
+    a, b = ids(50_000, 52_000), ids(52_000, 54_000)
+    # files in id order: no id can be in both, and no shuffle runs
+    assert shared_ids([id_span(pl.Series(a)), id_span(pl.Series(b)), None]) is None
+    # one stray old id in b (a late line) stretches b's span over all of a's; the trimmed spans (2 ids
+    # off each end per 1,000) still miss each other, so the shared ids are the files' ends, not a's rows
+    shared = shared_ids([id_span(pl.Series(a)), id_span(pl.Series(b + [a[700]]))])
+    assert shared.regions == []
+    assert sorted(pl.Series(a).filter(shared.mask(pl.Series(a))).to_list()) == sorted([a[0], a[1], a[700], a[-2], a[-1]])
+    # spans that really overlap: the trimmed overlap is a region, and the mask finds the ids in it
+    c = ids(51_000, 53_000)
+    shared = shared_ids([id_span(pl.Series(a)), id_span(pl.Series(c))])
+    assert shared.regions == [(51_002, 51_997)]
+    # (plus the ends of both files: c's two lowest ids are in a's span, so a's copies of them are shared too)
+    assert set(pl.Series(a).filter(shared.mask(pl.Series(a))).to_list()) == set(ids(51_000, 52_000)) | {a[0], a[1]}
+    # ids that are not base-36 numbers are always shared, even between otherwise disjoint files
+    shared = shared_ids([id_span(pl.Series(a + ["t1-x"])), id_span(pl.Series(b))])
+    assert shared.regions == [] and shared.ids == ["t1-x"]
+    assert shared.mask(pl.Series(["t1-x", a[0]])).to_list() == [True, False]

@@ -146,11 +146,12 @@ def _pair_totals(rows: "pl.DataFrame", min_interactions: int) -> "pl.DataFrame":
     ).with_columns(((pl.col("n_submissions") + pl.col("n_comments")) >= min_interactions).alias("is_edge"))
 
 
-def _affected(inp: GoldInputs, lo: str, hi: str | None) -> tuple["pl.DataFrame", "pl.DataFrame"]:
-    """The run's (user, subreddit) pairs in [lo, hi): old and new rows of its months; and their new rows."""
+def _affected(inp: GoldInputs, lo: str, hi: str | None, keys_only: bool = False) -> tuple["pl.DataFrame", "pl.DataFrame"]:
+    """The run's (user, subreddit) pairs in [lo, hi): old and new rows of its months; and their new rows
+    (only their key columns with ``keys_only``)."""
     import polars as pl
 
-    new_pairs = _scan(inp.new_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
+    new_pairs = _scan(inp.new_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"] if keys_only else None)
     old_run = _scan(inp.old_run_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"])
     return pl.concat([old_run, new_pairs.select("user_key", "subreddit")]).unique(), new_pairs
 
@@ -159,7 +160,7 @@ def plan_bucket(bucket: int, buckets: int, inp: GoldInputs, out_dir: str | Path)
     """First task per key range (key columns only): how many of its affected users are new, and which
     subreddits it touches (written under ``out_dir``), so the driver can number both before the rows."""
     lo, hi = key_bounds(bucket, buckets)
-    affected, _ = _affected(inp, lo, hi)
+    affected, _ = _affected(inp, lo, hi, keys_only=True)
     a_users = affected.select("user_key").unique()
     existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key"])
     _put(affected.select("subreddit").unique(), Path(out_dir) / f"b{bucket:05d}.parquet")

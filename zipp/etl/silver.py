@@ -11,11 +11,16 @@
 - ``user_key``: salted hash of the author (:mod:`zipp.identity`); null for deleted authors. The salt
   travels only inside the pickled task function, never in a plan or a table.
 
-How: indexed tasks (:func:`zipp.etl.tasks.run_indexed`), no Spark SQL shuffle. An id shuffle
-through staged files (map: id/retrieval/position columns into id-hash bucket folders; reduce: one
-task per bucket) finds the losing copies of duplicated ids; one task per bronze file reads it, drops the losers, derives the
-columns with polars and writes the silver Parquet (and gold's monthly rows); one commit per table;
-then distinct ids per month are counted on the committed table by another id shuffle.
+How: indexed tasks (:func:`zipp.etl.tasks.run_indexed`), no Spark SQL shuffle. One task per bronze
+file reads it, keeps the rows created in the run's months, drops the losing copies of ids it holds
+twice, derives the columns with polars and writes the silver Parquet (and gold's monthly rows); it
+also reports where its ids lie (:func:`id_span`). Copies of one id in two files can only be ids whose
+spans overlap (:func:`shared_ids`): Reddit ids are base-36 numbers and the dumps come in id order,
+so usually there are none and nothing more runs. Otherwise an id shuffle of those ids alone, through
+staged files (map: id/retrieval/position columns into id-hash bucket folders; reduce: one task per
+bucket), finds the losing copies, and the tasks of the files that hold one run again. One commit per
+table; then distinct ids per month: per file in its task, and across files by the same shuffle over
+the committed rows of the shared ids.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import json
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +54,8 @@ NOT_IMAGE = r"(?i)\.(gifv|mp4|webm)([?#].*)?$"
 class AuthorInfo:
     """author -> (user_key, is_bot), cached: authors repeat, hashing each once is enough."""
 
+    MAX_CACHED = 2_000_000  # authors; past this the cache starts over (bounds a long-lived worker's memory)
+
     def __init__(self, etl: EtlConfig, salt: str):
         self.salt = salt
         self.names = {a.lower() for a in etl.bot_authors}
@@ -67,8 +74,24 @@ class AuthorInfo:
                 low = author.lower()
                 bot = (low in self.names or bool(self.regex and self.regex.search(author))) and low not in self.people
                 hit = (user_key(author, self.salt), bot)
+            if len(self.cache) >= self.MAX_CACHED:
+                self.cache.clear()
             self.cache[author] = hit
         return hit
+
+
+_AUTHOR_INFO: dict[tuple, AuthorInfo] = {}
+
+
+def author_info(etl: EtlConfig, salt: str) -> AuthorInfo:
+    """The worker process's AuthorInfo for this salt and bot rules: Spark reuses its Python workers,
+    so an author seen by an earlier task of the run is not hashed again (most of a month's
+    authors recur in every file of it)."""
+    key = (salt, tuple(etl.bot_authors), tuple(etl.not_bots), etl.bot_regex)
+    if key not in _AUTHOR_INFO:
+        _AUTHOR_INFO.clear()
+        _AUTHOR_INFO[key] = AuthorInfo(etl, salt)
+    return _AUTHOR_INFO[key]
 
 
 def transform(df: "pl.DataFrame", kind: str, months: set[str], losers: dict[str, set[int]], authors: AuthorInfo):
@@ -120,7 +143,7 @@ def _facts(df, kind: str) -> list[dict]:
 
     eligible = (pl.col("user_key").is_not_null() & ~pl.col("is_deleted_author") & ~pl.col("is_bot")
                 & pl.col("subreddit_lc").is_not_null())
-    aggs = [pl.len().alias("rows"), eligible.sum().alias("eligible"),
+    aggs = [pl.len().alias("rows"), pl.col("id").n_unique().alias("ids"), eligible.sum().alias("eligible"),
             (pl.col("user_key").is_null() & ~pl.col("is_deleted_author")).sum().alias("missing_user_key"),
             pl.col("is_deleted_author").sum().alias("deleted_authors"), pl.col("is_bot").sum().alias("bots")]
     if kind == "submissions":
@@ -164,15 +187,22 @@ def gold_partials(df, kind: str, k: int, max_chars: int):
 
 def silver_file(task: int, kind: str, path: str, months: set[str], losers: dict[str, set[int]], etl: EtlConfig, salt: str,
                 out: Path) -> pa.Table:
-    """One bronze file -> its silver rows and gold's monthly rows, staged under ``out``; returns its
-    facts (one row: kind, facts as JSON)."""
+    """One bronze file -> its silver rows and gold's monthly rows, staged under ``out`` (files named by
+    ``task``: a rerun replaces them); returns one row: the task, its facts, the span of its ids and
+    the line ranges it holds (JSON)."""
     import polars as pl
 
     from zipp.etl.schemas import GOLD_IMAGE_CANDIDATES_SCHEMA, GOLD_PAIR_MONTHS_SCHEMA, GOLD_SNIPPET_CANDIDATES_SCHEMA
 
-    # polars reads the file on the task's one core in about half of pyarrow's single-threaded time
-    df = transform(pl.read_parquet(path, hive_partitioning=False), kind, months, losers, AuthorInfo(etl, salt))
     part, comp = f"part-{task:06d}.parquet", etl.parquet_compression
+    for old in out.glob(f"*/month=*/*{part}"):  # an earlier run of this task (a rerun drops rows, maybe whole months)
+        old.unlink()
+    # polars reads the file on the task's one core in about half of pyarrow's single-threaded time
+    df = transform(pl.read_parquet(path, hive_partitioning=False), kind, months, losers, author_info(etl, salt))
+    span = id_span(df["id"])
+    local = losing_copies(df)  # copies of an id within this file
+    if local.height:
+        df = df.join(local, on=["source_file", "line_no"], how="anti")
     write_by_month(df, out / f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp, key_sorted=False)
     # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups
     pairs, cands, images = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
@@ -180,16 +210,101 @@ def silver_file(task: int, kind: str, path: str, months: set[str], losers: dict[
     write_by_month(cands, out / "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
     if images is not None:
         write_by_month(images, out / "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
-    return pa.table({"kind": [kind], "facts": [json.dumps(_facts(df, kind))]})
+    lines = df.group_by("source_file").agg(pl.col("line_no").min().alias("lo"), pl.col("line_no").max().alias("hi"))
+    return pa.table({"task": [task], "kind": [kind], "facts": [json.dumps(_facts(df, kind))], "span": [json.dumps(span)],
+                     "lines": [json.dumps(lines.rows())]})
+
+
+_SILVER_FILE_SCHEMA = pa.schema([("task", pa.int64()), ("kind", pa.string()), ("facts", pa.string()), ("span", pa.string()),
+                                 ("lines", pa.string())])
+
+
+# ----------------------------------------------------------------------------- ids in more than one file
+
+_TRIM = 16  # ids at each end of a file's sorted ids left out of its trimmed span: strays (late lines, old ids)
+
+
+def numeric_ids(ids: "pl.Series") -> "pl.Series":
+    """Reddit ids are base-36 numbers: as Int64, null where an id is not one (or too long). Any
+    deterministic function of the id would be correct here: copies of one id must land together."""
+    return ids.str.to_integer(base=36, strict=False)
+
+
+def id_span(ids: "pl.Series") -> dict | None:
+    """Where a file's ids lie: ``min``/``max`` of the numeric ids; ``lo``/``hi`` the same without the
+    ``_TRIM`` lowest and highest (one stray old id would otherwise stretch the span over other
+    files); ``out`` the ids outside [lo, hi]; ``odd`` the ids that are not numbers."""
+
+    if ids.len() == 0:
+        return None
+    num = numeric_ids(ids)
+    odd = ids.filter(num.is_null()).unique().sort().to_list()
+    parsed = num.drop_nulls().sort()
+    if parsed.len() == 0:
+        return {"min": None, "max": None, "lo": None, "hi": None, "out": odd, "odd": odd}
+    q = min(parsed.len() // 1000, _TRIM)
+    lo, hi = parsed[q], parsed[parsed.len() - 1 - q]
+    out = ids.filter(((num < lo) | (num > hi)).fill_null(True)).unique().sort().to_list()
+    return {"min": parsed[0], "max": parsed[-1], "lo": lo, "hi": hi, "out": out, "odd": odd}
+
+
+def overlaps(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the number line covered by two or more of the closed ``spans``, merged, in order."""
+    out: list[tuple[int, int]] = []
+    reach = None
+    for lo, hi in sorted(spans):
+        if reach is not None and lo <= reach:
+            a, b = lo, min(hi, reach)
+            if out and a <= out[-1][1] + 1:
+                out[-1] = (out[-1][0], max(out[-1][1], b))
+            else:
+                out.append((a, b))
+        reach = hi if reach is None else max(reach, hi)
+    return out
+
+
+@dataclass
+class SharedIds:
+    """The ids that may have copies in more than one file: numeric ``regions`` (closed) and single ``ids``."""
+
+    regions: list[tuple[int, int]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def mask(self, ids: "pl.Series") -> "pl.Series":
+        import numpy as np
+        import polars as pl
+
+        hit = ids.is_in(self.ids).fill_null(False) if self.ids else pl.Series(np.zeros(ids.len(), dtype=bool))
+        if self.regions:
+            num = numeric_ids(ids)
+            v = num.fill_null(0).to_numpy()
+            starts = np.array([r[0] for r in self.regions], dtype=np.int64)
+            ends = np.array([r[1] for r in self.regions], dtype=np.int64)
+            i = np.searchsorted(starts, v, side="right") - 1
+            inside = (i >= 0) & (v <= ends[np.maximum(i, 0)]) & num.is_not_null().to_numpy()
+            hit = hit | pl.Series(inside)
+        return hit
+
+
+def shared_ids(spans: list[dict | None]) -> SharedIds | None:
+    """What of the files' ids (:func:`id_span` each) may sit in more than one of them; None: nothing.
+    Copies of an id in two files lie in both files' spans, so where no two spans meet every id is
+    in one file only. Where they meet, the trimmed spans' overlaps and every file's stray ids."""
+    spans = [s for s in spans if s]
+    odd = sorted({i for s in spans for i in s["odd"]})
+    if not overlaps([(s["min"], s["max"]) for s in spans if s["min"] is not None]):
+        return SharedIds(ids=odd) if odd else None
+    return SharedIds(regions=overlaps([(s["lo"], s["hi"]) for s in spans if s["lo"] is not None]),
+                     ids=sorted({i for s in spans for i in s["out"]}))
 
 
 _ID_BUCKET_ROWS = 5_000_000  # rows (narrow id columns, ~60 bytes each) per reduce task of an id shuffle
 
 
-def _partition_by_id(files: list[str], columns: list[str], months: list[str] | None, buckets: int, out: Path,
-                     task: int) -> pa.Table:
-    """Map side of an id shuffle: ``columns`` of ``files`` (only the rows created in ``months`` when
-    given) into one file per id-hash bucket under ``out``; returns the row count."""
+def _partition_by_id(files: list[str], columns: list[str], months: list[str] | None, shared: SharedIds, buckets: int,
+                     out: Path, task: int) -> pa.Table:
+    """Map side of an id shuffle: ``columns`` of the rows of ``files`` with a ``shared`` id (created in
+    ``months`` when given) into one file per id-hash bucket under ``out``; returns the row count."""
     import polars as pl
 
     from zipp.etl.parse import month_bounds
@@ -198,7 +313,8 @@ def _partition_by_id(files: list[str], columns: list[str], months: list[str] | N
     if months is not None:
         created = pl.col("created_utc")
         lf = lf.filter(pl.any_horizontal([(created >= lo) & (created < hi) for lo, hi in (month_bounds(m, 0) for m in months)]))
-    df = lf.with_columns((pl.col("id").hash(seed=0) % buckets).alias("_bucket")).collect()
+    df = lf.collect()
+    df = df.filter(shared.mask(df["id"])).with_columns((pl.col("id").hash(seed=0) % buckets).alias("_bucket"))
     for (bucket,), part in df.partition_by("_bucket", as_dict=True).items():
         path = out / f"bucket={bucket}" / f"map-{task:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,11 +331,12 @@ def _reduce_bucket(out: Path, bucket: int, reduce, schema: pa.Schema) -> pa.Tabl
 
 
 def id_shuffle(spark: "SparkSession", lake: str | Path, table: str, file_months: list[str], columns: list[str],
-               row_months: list[str] | None, out_dir: Path, reduce, schema: pa.Schema, what: str) -> list:
-    """Group the rows of ``table``'s ``file_months`` (only those created in ``row_months`` when given)
-    by id without a Spark SQL shuffle, and run ``reduce`` on each group: map tasks write ``columns``
-    into id-hash bucket folders under ``out_dir`` (every copy of an id lands in one folder; each file
-    is read by one map task), then one task per folder returns ``reduce``'s rows (``schema``)."""
+               row_months: list[str] | None, shared: SharedIds, out_dir: Path, reduce, schema: pa.Schema, what: str) -> list:
+    """Group the rows of ``table``'s ``file_months`` whose id is ``shared`` (only those created in
+    ``row_months`` when given) by id without a Spark SQL shuffle, and run ``reduce`` on each group:
+    map tasks write ``columns`` into id-hash bucket folders under ``out_dir`` (every copy of an id
+    lands in one folder; each file is read by one map task), then one task per folder returns
+    ``reduce``'s rows (``schema``)."""
     from zipp.etl.delta import count_rows, table_files
 
     files = table_files(lake, table, file_months)
@@ -228,8 +345,10 @@ def id_shuffle(spark: "SparkSession", lake: str | Path, table: str, file_months:
     buckets = task_count(spark, count_rows(lake, table, file_months), _ID_BUCKET_ROWS)
     n_map = max(1, min(len(files), 2 * parallelism(spark)))
     groups = [files[i::n_map] for i in range(n_map)]
-    run_indexed(spark, n_map, lambda i: _partition_by_id(groups[i], columns, row_months, buckets, out_dir, i),
-                pa.schema([("rows", pa.int64())]), f"zipp silver: {what}, map ({n_map} tasks, {buckets} buckets)")
+    mapped = run_indexed(spark, n_map, lambda i: _partition_by_id(groups[i], columns, row_months, shared, buckets, out_dir, i),
+                         pa.schema([("rows", pa.int64())]), f"zipp silver: {what}, map ({n_map} tasks, {buckets} buckets)")
+    if not sum(r["rows"] for r in mapped):
+        return []
     return run_indexed(spark, buckets, lambda i: _reduce_bucket(out_dir, i, reduce, schema), schema,
                        f"zipp silver: {what}, reduce ({buckets} tasks)")
 
@@ -239,39 +358,48 @@ def losing_copies(rows: "pl.DataFrame") -> "pl.DataFrame":
     retrieval wins, then the later file, then the later line."""
     import polars as pl
 
+    if rows["id"].n_unique() == rows.height:  # the usual case, at a quarter of is_duplicated's cost
+        return pl.DataFrame(schema={"source_file": rows.schema["source_file"], "line_no": rows.schema["line_no"]})
     dup = rows.filter(pl.col("id").is_duplicated()).with_columns(pl.max_horizontal("retrieved_on", "retrieved_2nd_on").alias("_r"))
     dup = dup.sort(["id", pl.col("_r").is_not_null(), "_r", "source_file", "line_no"],
                    descending=[False, True, True, True, True], nulls_last=True)
     return dup.filter(pl.int_range(pl.len()).over("id") > 0).select("source_file", "line_no")
 
 
-def ids_per_month(rows: "pl.DataFrame") -> "pl.DataFrame":
+def extra_copies(rows: "pl.DataFrame") -> "pl.DataFrame":
+    """Per month, the rows beyond one per id."""
     import polars as pl
 
-    return rows.group_by("month").agg(pl.col("id").n_unique().cast(pl.Int64).alias("ids"))
+    return rows.group_by("month").agg((pl.len() - pl.col("id").n_unique()).cast(pl.Int64).alias("extra"))
 
 
 def find_losers(spark: "SparkSession", lake: str | Path, kind: str, sources: list[str], months: list[str],
-                stage_dir: Path) -> dict[str, set[int]]:
-    """(source_file -> line numbers) of the copies that lose the dedup: ids seen more than once in the
-    rows created in ``months``. An id shuffle of the id/retrieval/position columns only (see
-    :func:`id_shuffle`); each bucket's task returns the losing copies of its ids (rare)."""
+                shared: SharedIds, stage_dir: Path) -> dict[str, set[int]]:
+    """(source_file -> line numbers) of the copies that lose the dedup among the rows created in
+    ``months`` whose id is ``shared``: an id shuffle of the id/retrieval/position columns only (see
+    :func:`id_shuffle`); each bucket's task returns the losing copies of its ids."""
     cols = ["id", "retrieved_on", "retrieved_2nd_on", "source_file", "line_no", "created_utc"]
     out: dict[str, set[int]] = {}
-    for r in id_shuffle(spark, lake, bronze_table(kind), sources, cols, months, stage_dir, losing_copies,
+    for r in id_shuffle(spark, lake, bronze_table(kind), sources, cols, months, shared, stage_dir, losing_copies,
                         pa.schema([("source_file", pa.string()), ("line_no", pa.int64())]), f"duplicated {kind} ids"):
         out.setdefault(r["source_file"], set()).add(int(r["line_no"]))
     return out
 
 
-def distinct_ids(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], stage_dir: Path) -> dict[str, int]:
-    """Distinct ids per month of the committed silver table: the independent check of the dedup
-    (an id shuffle, so per-bucket counts add up)."""
+def copies_across_files(spark: "SparkSession", lake: str | Path, kind: str, months: list[str], shared: SharedIds,
+                        stage_dir: Path) -> dict[str, int]:
+    """Per month, the committed silver rows beyond one per ``shared`` id: the check of the dedup across
+    files (each task counted its own distinct ids)."""
     out: dict[str, int] = {}
-    for r in id_shuffle(spark, lake, silver_table(kind), months, ["id", "month"], None, stage_dir, ids_per_month,
-                        pa.schema([("month", pa.string()), ("ids", pa.int64())]), f"distinct {kind} ids"):
-        out[r["month"]] = out.get(r["month"], 0) + int(r["ids"])
+    for r in id_shuffle(spark, lake, silver_table(kind), months, ["id", "month"], None, shared, stage_dir, extra_copies,
+                        pa.schema([("month", pa.string()), ("extra", pa.int64())]), f"{kind} ids in several files"):
+        out[r["month"]] = out.get(r["month"], 0) + int(r["extra"])
     return out
+
+
+def _holds(lines: list, losers: dict[str, set[int]]) -> bool:
+    """Whether a task's line ranges ([source_file, first, last] each) hold one of ``losers``."""
+    return any(lo <= n <= hi for f, lo, hi in lines for n in losers.get(f, ()))
 
 
 @dataclass
@@ -317,37 +445,50 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     months = plan.months
     steps = Steps("silver")
     ids_dir = Path(stage_root) / f"silver-ids-{uuid.uuid4().hex[:6]}"
-    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, ids_dir / f"losers-{kind}")
-              if plan.sources[kind] else {} for kind in KINDS}
-    steps("find_duplicates")
     tasks = [(kind, path) for kind in KINDS for path in table_files(lake, bronze_table(kind), plan.sources[kind])]
     out_dir = Path(stage_root) / f"silver-{uuid.uuid4().hex[:6]}"
-    facts: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
-    if tasks:
-        wanted = set(months)
-        rows = run_indexed(spark, len(tasks), lambda i: silver_file(i, *tasks[i], wanted, losers[tasks[i][0]], etl, salt, out_dir),
-                           pa.schema([("kind", pa.string()), ("facts", pa.string())]), f"zipp silver: {len(tasks)} bronze files")
-        for r in rows:  # sum the per-file facts per (kind, month)
-            for f in json.loads(r["facts"]):
-                acc = facts[r["kind"]].setdefault(f["month"], {"month": f["month"]})
-                for k, v in f.items():
-                    if k != "month":
-                        acc[k] = acc.get(k, 0) + int(v or 0)
+    wanted = set(months)
+
+    def run(indices: list[int], losers: dict[str, dict[str, set[int]]]) -> dict[int, dict]:
+        rows = run_indexed(spark, len(indices), lambda j: silver_file(indices[j], *tasks[indices[j]], wanted,
+                                                                      losers.get(tasks[indices[j]][0], {}), etl, salt, out_dir),
+                           _SILVER_FILE_SCHEMA, f"zipp silver: {len(indices)} bronze files")
+        return {r["task"]: r for r in rows}
+
+    done = run(list(range(len(tasks))), {})
     steps("transform")
+    # copies of one id in two files: only where the files' id spans meet (usually nowhere)
+    shared = {kind: shared_ids([json.loads(r["span"]) for r in done.values() if r["kind"] == kind]) for kind in KINDS}
+    losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, shared[kind], ids_dir / f"losers-{kind}")
+              if shared[kind] else {} for kind in KINDS}
+    redo = [i for i, r in done.items() if _holds(json.loads(r["lines"]), losers[r["kind"]])]
+    if redo:
+        done.update(run(redo, losers))
+    steps("duplicates")
+    facts: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
+    for r in done.values():  # sum the per-file facts per (kind, month)
+        for f in json.loads(r["facts"]):
+            acc = facts[r["kind"]].setdefault(f["month"], {"month": f["month"]})
+            for k, v in f.items():
+                if k != "month":
+                    acc[k] = acc.get(k, 0) + int(v or 0)
     kinds: dict = {}
     for kind in KINDS:
         write_table(spark, lake, silver_table(kind), SILVER_SCHEMAS[kind], run_id=run_id, stage_root=stage_root,
                     staged_dir=out_dir / f"silver__{kind}", partition_by=["month"], months=months)
-        # independent check of the dedup: distinct ids per month, on the committed table
-        ids = distinct_ids(spark, lake, kind, months, ids_dir / f"distinct-{kind}")
+        # the check of the dedup: distinct ids per month = each file's own, less copies across files
+        extra = copies_across_files(spark, lake, kind, months, shared[kind], ids_dir / f"check-{kind}") if shared[kind] else {}
         kf = sorted(facts[kind].values(), key=lambda r: r["month"])
         for r in kf:
-            r["ids"] = ids.get(r["month"], 0)
+            r["ids"] -= extra.get(r["month"], 0)
             r["out_of_month"] = 0  # rows sit in the month of their created_utc by construction
         totals = {k: sum(r[k] for r in kf) for k in (kf[0] if kf else {}) if k != "month"}
         n_in = sum(r["rows"] for r in plan.month_map if r["kind"] == kind and r["created_month"] in months)
         kinds[kind] = {"rows": 0, "deleted_authors": 0, "bots": 0, **totals, "bronze_rows": n_in,
-                       "duplicates": n_in - totals.get("rows", 0), "facts": kf}
+                       "duplicates": n_in - totals.get("rows", 0), "facts": kf,
+                       # copies of an id in two files: the losers, and the per-file tasks that ran again to drop them
+                       "cross_file_losers": sum(len(v) for v in losers[kind].values()),
+                       "files_rerun": sum(tasks[i][0] == kind for i in redo)}
         steps(f"{kind}_commit")
     save_month_map(lake, plan)
     shutil.rmtree(ids_dir, ignore_errors=True)
