@@ -183,3 +183,13 @@ def test_shared_ids_are_where_files_id_spans_meet():
     shared = shared_ids([id_span(pl.Series(a + ["t1-x"])), id_span(pl.Series(b))])
     assert shared.regions == [] and shared.ids == ["t1-x"]
     assert shared.mask(pl.Series(["t1-x", a[0]])).to_list() == [True, False]
+
+
+def test_tasks_holding_a_losing_copy_are_found_by_their_line_ranges():
+    from zipp.etl.silver import tasks_holding
+
+    task_lines = {0: [["RC_1", 1, 100]], 1: [["RC_1", 101, 200]], 2: [["RC_2", 1, 50], ["RC_1", 201, 300]], 3: []}
+    assert tasks_holding(task_lines, {}) == []
+    assert tasks_holding(task_lines, {"RC_1": {100, 250}}) == [0, 2]  # ends of a range count
+    assert tasks_holding(task_lines, {"RC_2": {51}, "RC_3": {1}}) == []
+    assert tasks_holding(task_lines, {"RC_1": set(range(101, 201))}) == [1]

@@ -397,9 +397,20 @@ def copies_across_files(spark: "SparkSession", lake: str | Path, kind: str, mont
     return out
 
 
-def _holds(lines: list, losers: dict[str, set[int]]) -> bool:
-    """Whether a task's line ranges ([source_file, first, last] each) hold one of ``losers``."""
-    return any(lo <= n <= hi for f, lo, hi in lines for n in losers.get(f, ()))
+def tasks_holding(task_lines: dict[int, list], losers: dict[str, set[int]]) -> list[int]:
+    """The tasks whose line ranges ([source_file, first, last] each) hold one of ``losers``
+    (binary search: a re-crawled month can have millions of losers over thousands of tasks)."""
+    import numpy as np
+
+    sorted_lines = {f: np.sort(np.fromiter(lines, dtype=np.int64, count=len(lines))) for f, lines in losers.items()}
+    out = []
+    for task, lines in sorted(task_lines.items()):
+        for f, lo, hi in lines:
+            arr = sorted_lines.get(f)
+            if arr is not None and np.searchsorted(arr, lo) < np.searchsorted(arr, hi, side="right"):
+                out.append(task)
+                break
+    return out
 
 
 @dataclass
@@ -461,7 +472,8 @@ def build_silver(spark: "SparkSession", lake: str | Path, etl: EtlConfig, plan: 
     shared = {kind: shared_ids([json.loads(r["span"]) for r in done.values() if r["kind"] == kind]) for kind in KINDS}
     losers = {kind: find_losers(spark, lake, kind, plan.sources[kind], months, shared[kind], ids_dir / f"losers-{kind}")
               if shared[kind] else {} for kind in KINDS}
-    redo = [i for i, r in done.items() if _holds(json.loads(r["lines"]), losers[r["kind"]])]
+    redo = [i for kind in KINDS for i in tasks_holding(
+        {i: json.loads(r["lines"]) for i, r in done.items() if r["kind"] == kind}, losers[kind])]
     if redo:
         done.update(run(redo, losers))
     steps("duplicates")
