@@ -284,3 +284,45 @@ def test_forget_removes_authors_everywhere_and_vacuums(ingested, etl_cli, tmp_pa
         tab = lakeio.read_arrow(lake, t)
         assert alice not in tab.column("user_key").to_pylist() if "user_key" in tab.column_names else \
             "alice" not in tab.column("author").to_pylist()
+
+
+def test_copies_in_one_file_stray_late_ids_and_odd_ids_are_deduplicated(tmp_path, etl_cli):
+    """The dedup's three paths in one month cut into 64 KiB chunks (one bronze file each): a copy
+    within one chunk (its task drops it), a late line re-crawling an early id (it stretches its
+    chunk's id span over the others'), and an id that is not a base-36 number, in two chunks."""
+    import numpy as np
+
+    from zipp.etl.delta import table_files
+
+    def cid(n):
+        return np.base_repr(100_000 + n, 36).lower()
+
+    def line(n, id, body, **kw):  # 299 bytes + newline: 218 lines to a 65,536-byte chunk
+        raw = comment(id, f"user{n % 7}", "pics", ts("2016-03-02") + n, body=body, **kw)
+        return comment(id, f"user{n % 7}", "pics", ts("2016-03-02") + n, body=body + "x" * (299 - len(raw)), **kw)
+
+    lines = [line(n, cid(n), f"comment {n} ") for n in range(3000)]
+    lines[2990] = line(5, cid(5), "re-crawled ", score=50, retrieved_on=1_600_000_000)  # chunk 13; the original is in chunk 0
+    lines[1001] = line(1000, cid(1000), "older copy ", retrieved_on=1_400_000_000)  # chunk 4, beside the original
+    lines[600] = line(600, "x_1", "odd, first ")  # chunk 2
+    lines[2500] = line(600, "x_1", "odd, later file ")  # chunk 11
+    assert {len(x) for x in lines} == {299}
+    write_lines(tmp_path / "dump" / "RC_2016-03.zst", lines)
+    code, out = etl_cli("ingest", "--input", tmp_path / "dump", "--lake", tmp_path / "lake", "--run", "dd",
+                        f"paths.runs={tmp_path / 'runs'}", "etl.chunk_bytes=65536")
+    assert code == 0, out
+    lake = tmp_path / "lake"
+    assert len(lakeio.read_arrow(lake, "bronze/comments").to_pylist()) == 3000
+    assert len(table_files(lake, "bronze/comments")) == 14  # the chunks the comments above name
+    silver = {}
+    for r in lakeio.read_arrow(lake, "silver/comments").to_pylist():
+        assert r["id"] not in silver, r["id"]
+        silver[r["id"]] = r
+    assert len(silver) == 3000 - 3
+    assert silver[cid(5)]["body"].startswith("re-crawled") and silver[cid(5)]["line_no"] == 2991  # the later retrieval
+    assert silver[cid(1000)]["body"].startswith("comment 1000")  # retrieved later than the copy on the next line
+    assert silver["x_1"]["body"].startswith("odd, later file")  # same retrieval: the later line
+    man = json.loads((tmp_path / "runs" / "dd" / "manifest.json").read_text())["silver"]["comments"]
+    # the copy within chunk 4 never left its task; the two across chunks did, and their losers' tasks ran again
+    assert man["duplicates"] == 3 and man["cross_file_losers"] == 2 and man["files_rerun"] == 2
+    assert man["ids"] == man["rows"] == 2997

@@ -232,8 +232,9 @@ def numeric_ids(ids: "pl.Series") -> "pl.Series":
 
 def id_span(ids: "pl.Series") -> dict | None:
     """Where a file's ids lie: ``min``/``max`` of the numeric ids; ``lo``/``hi`` the same without the
-    ``_TRIM`` lowest and highest (one stray old id would otherwise stretch the span over other
-    files); ``out`` the ids outside [lo, hi]; ``odd`` the ids that are not numbers."""
+    lowest and highest (1 per 1,000, at least 1, at most ``_TRIM``: one stray old id would otherwise
+    stretch the span over other files); ``out`` the ids outside [lo, hi]; ``odd`` the ids that are
+    not numbers."""
 
     if ids.len() == 0:
         return None
@@ -242,7 +243,7 @@ def id_span(ids: "pl.Series") -> dict | None:
     parsed = num.drop_nulls().sort()
     if parsed.len() == 0:
         return {"min": None, "max": None, "lo": None, "hi": None, "out": odd, "odd": odd}
-    q = min(parsed.len() // 1000, _TRIM)
+    q = min(max(1, parsed.len() // 1000), _TRIM) if parsed.len() > 2 else 0  # one stray per file is common
     lo, hi = parsed[q], parsed[parsed.len() - 1 - q]
     out = ids.filter(((num < lo) | (num > hi)).fill_null(True)).unique().sort().to_list()
     return {"min": parsed[0], "max": parsed[-1], "lo": lo, "hi": hi, "out": out, "odd": odd}
