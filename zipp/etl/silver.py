@@ -235,7 +235,6 @@ def id_span(ids: "pl.Series") -> dict | None:
     lowest and highest (1 per 1,000, at least 1, at most ``_TRIM``: one stray old id would otherwise
     stretch the span over other files); ``out`` the ids outside [lo, hi]; ``odd`` the ids that are
     not numbers."""
-
     if ids.len() == 0:
         return None
     num = numeric_ids(ids)
