@@ -97,3 +97,12 @@ def test_local_paths_become_absolute_so_every_worker_sees_the_same_folder(tmp_pa
     assert cfg.paths.cache == "s3://bucket/cache"
     assert cfg.paths.images == str(tmp_path / "work" / "generated")  # a default not named in YAML files
     assert cfg.images.mirror_dir == str(tmp_path / "work" / "dump" / "images")  # references see the absolute path
+
+
+def test_paths_work_moves_every_folder_not_named_on_its_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(env="local", overrides=["paths.work=/scratch/z", "paths.lake=s3://bucket/lake"], conf_dir=CONF)
+    p = cfg.paths
+    assert (p.dump, p.runs, p.cache, p.images) == ("/scratch/z/dump", "/scratch/z/runs", "/scratch/z/cache", "/scratch/z/generated")
+    assert p.lake == "s3://bucket/lake" and cfg.images.mirror_dir == "/scratch/z/dump/images"
+    assert load_config(env="local", overrides=["paths.work=w2"], conf_dir=CONF).paths.runs == str(tmp_path / "w2" / "runs")

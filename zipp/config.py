@@ -125,6 +125,9 @@ class EtlConfig(Section):
     # --- reading
     months: str | None = None  # restrict to YYYY-MM or YYYY-MM:YYYY-MM; None = every month found
     chunk_bytes: int = Field(64 * 2**20, ge=1024)  # decompressed bytes per Spark parse task (line-aligned)
+    # decompressed chunks waiting for their parse task, at most (at least 4 chunks; 0 = no limit): on
+    # few cores the split decompresses faster than the parse tasks read, and a month is 100+ GB
+    max_staged_bytes: int = Field(8 * 2**30, ge=0)
     max_line_bytes: int = Field(2**20, ge=64)  # longer lines go to quarantine as `oversize`
     raw_cap_bytes: int = Field(4096, ge=0)  # quarantine keeps at most this many bytes of a bad line
     parquet_compression: Literal["snappy", "zstd", "lz4", "none"] = "snappy"

@@ -326,3 +326,46 @@ def test_copies_in_one_file_stray_late_ids_and_odd_ids_are_deduplicated(tmp_path
     # the copy within chunk 4 never left its task; the two across chunks did, and their losers' tasks ran again
     assert man["duplicates"] == 3 and man["cross_file_losers"] == 2 and man["files_rerun"] == 2
     assert man["ids"] == man["rows"] == 2997
+
+
+def test_split_waits_for_staging_room_on_few_cores(tmp_path, etl_cli):
+    """etl.max_staged_bytes bounds the decompressed chunks waiting for their parse task. A month cut
+    into 64 KiB chunks with room for 4: the staging folder never holds more, and the manifest says how
+    long the split waited. Without the limit the split stages far more (on 2 cores one core
+    decompresses faster than the other parses)."""
+    import threading
+    import time
+
+    lines = [comment(f"c{i}", f"user{i % 11}", "pics", ts("2016-04-02") + i, body="w" * 250) for i in range(8000)]
+    write_lines(tmp_path / "dump" / "RC_2016-04.zst", lines)
+    seen = {}
+    for limit in (4 * 65536, 0):
+        staging, stop, peak = tmp_path / f"staging{limit}", threading.Event(), [0]
+
+        def watch(staging=staging, stop=stop, peak=peak):
+            while not stop.is_set():
+                total = 0
+                for p in staging.glob("*/chunks/f*/*.ndjson"):
+                    try:
+                        total += p.stat().st_size
+                    except FileNotFoundError:  # parsed meanwhile
+                        pass
+                peak[0] = max(peak[0], total)
+                time.sleep(0.002)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            code, out = etl_cli("ingest", "--input", tmp_path / "dump", "--lake", tmp_path / f"lake{limit}", "--run", f"bp{limit}",
+                                f"paths.runs={tmp_path / 'runs'}", f"etl.staging={staging}", "etl.chunk_bytes=65536",
+                                f"etl.max_staged_bytes={limit}", "etl.gates=false")
+        finally:
+            stop.set()
+            watcher.join()
+        assert code == 0, out
+        (f,) = json.loads((tmp_path / "runs" / f"bp{limit}" / "manifest.json").read_text())["bronze"]["files"]
+        assert f["lines"] == f["bronze_rows"] == 8000
+        assert len(lakeio.read_arrow(tmp_path / f"lake{limit}", "silver/comments")) == 8000
+        seen[limit] = (peak[0], f["split_wait_s"])
+    assert 0 < seen[4 * 65536][0] <= 4 * 65536 and seen[4 * 65536][1] > 0
+    assert seen[0][0] > 8 * 65536 and seen[0][1] == 0

@@ -10,7 +10,7 @@ from etl_dumps import DROP, comment, submission, ts, write_lines, write_truncate
 
 from zipp.etl.parse import ParseOptions, count_lines, gallery_urls, parse_chunk, preview_urls
 from zipp.etl.sources import discover, parse_name
-from zipp.etl.split import read_chunk, split_file
+from zipp.etl.split import StagingRoom, read_chunk, split_file
 
 JAN = ts("2016-01-10")
 
@@ -214,6 +214,68 @@ def test_multiple_frames_and_empty_files(tmp_path):
     garbage.write_bytes(b"definitely not zstd")
     (chunk,) = split_file(garbage, 0, 1000, tmp_path / "c")
     assert chunk.tail_reason == "corrupt_input"
+
+
+def test_split_waits_for_staging_room_until_a_parse_frees_it(tmp_path):
+    """A split stages a chunk only while the staged chunks leave room for it: here a second thread
+    plays the parse tasks and deletes the oldest chunk every 20 ms, and the staged bytes never pass
+    the limit while all 30 chunks go through."""
+    import threading
+    import time
+
+    lines = [comment(f"c{i}", "alice", "pics", JAN + i, body="w" * 200) for i in range(3000)]
+    path = write_lines(tmp_path / "RC_2016-01.zst", lines)
+    root, limit = tmp_path / "chunks", 4 * 25_000
+    room = StagingRoom(root, limit, slots=2)
+    room.enter(0)
+    peak, done, parsed = [0], threading.Event(), []
+
+    def parse_tasks():
+        while not done.is_set() or any(root.glob("f*/*.ndjson")):
+            staged = sorted(root.glob("f*/*.ndjson"))
+            peak[0] = max(peak[0], sum(p.stat().st_size for p in staged))
+            if staged:
+                parsed.append(staged[0].name)
+                staged[0].unlink()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=parse_tasks)
+    t.start()
+    try:
+        chunks = split_file(path, 0, 25_000, root / "f00000", room)
+    finally:
+        done.set()
+        t.join()
+    assert len(chunks) == len(parsed) > 20 and sum(c.n_lines for c in chunks) == 3000
+    assert 0 < peak[0] <= limit and room.waited_s > 0
+
+
+def test_split_never_waits_where_no_slot_is_left_for_parsing_and_stops_on_abort_or_stall(tmp_path):
+    root = tmp_path / "chunks"
+    (root / "f00000").mkdir(parents=True)
+    (root / "f00000" / "f00000-000000-1-10.ndjson").write_bytes(b"x" * 900)
+    # local[1] (or as many splits as slots): a waiting split would hold the slot its parse tasks need
+    lone = StagingRoom(root, 1000, slots=1)
+    lone.enter(0)
+    lone.wait_for(500)
+    assert lone.waited_s == 0
+    # a parse task failed: nothing will drain the folder, so the split fails at once
+    room = StagingRoom(root, 1000, slots=4)
+    (root / "_abort").touch()
+    with pytest.raises(RuntimeError, match="parse task of this run failed"):
+        room.wait_for(500)
+    (root / "_abort").unlink()
+    # nothing parsed for stall_s: stage on, and no more waiting for this split
+    room = StagingRoom(root, 1000, slots=4, stall_s=0.2, poll_s=0.01)
+    room.wait_for(500)
+    assert 0.2 <= room.waited_s < 5
+    room.wait_for(500)
+    assert room.waited_s < 5
+    # an empty folder always takes the next chunk, however big
+    (root / "f00000" / "f00000-000000-1-10.ndjson").unlink()
+    fresh = StagingRoom(root, 1000, slots=4)
+    fresh.wait_for(10_000)
+    assert fresh.waited_s == 0
 
 
 def test_file_names_give_kind_and_month(tmp_path):

@@ -28,6 +28,7 @@ _CHUNK_ARROW = pa.schema([
     ("file_idx", pa.int64()), ("seq", pa.int64()), ("first_line_no", pa.int64()), ("n_lines", pa.int64()),
     ("path", pa.string()), ("offset", pa.int64()), ("length", pa.int64()),
     ("tail_reason", pa.string()), ("tail_detail", pa.string()),
+    ("split_wait_s", pa.float64()),  # the file's, on each of its rows: time its split waited for staging room
 ])
 _STATS_ARROW = pa.schema([
     ("file_idx", pa.int64()), ("seq", pa.int64()), ("lines", pa.int64()), ("bronze_rows", pa.int64()),
@@ -49,6 +50,7 @@ class FileStats:
     out_of_month: int = 0
     null_keys: int = 0  # bronze rows lacking id/author/subreddit/created_utc, counted on the written table
     truncated: bool = False
+    split_wait_s: float = 0.0  # the split waited this long for staging room (etl.max_staged_bytes)
     reasons: dict[str, int] = field(default_factory=dict)
     created_months: dict[str, int] = field(default_factory=dict)  # bronze rows per month of created_utc
     min_created: int | None = None
@@ -89,12 +91,18 @@ class BronzeResult:
         return out
 
 
-def split_one(f: SourceFile, i: int, chunk_bytes: int, chunk_dir: str) -> pa.Table:
-    """Task of the split job: file ``i`` cut into chunks (staged under ``chunk_dir`` for .zst)."""
-    from zipp.etl.split import split_file
+def split_one(f: SourceFile, i: int, chunk_bytes: int, chunk_dir: str, max_staged_bytes: int, slots: int) -> pa.Table:
+    """Task of the split job: file ``i`` cut into chunks (staged under ``chunk_dir`` for .zst, while
+    the run's staged chunks stay under ``max_staged_bytes``: :class:`zipp.etl.split.StagingRoom`)."""
+    from zipp.etl.split import StagingRoom, split_file
 
-    chunks = split_file(f.path, i, chunk_bytes, Path(chunk_dir) / f"f{i:05d}")
-    return pa.Table.from_pylist([c.to_dict() for c in chunks], schema=_CHUNK_ARROW)
+    room = StagingRoom(chunk_dir, max_staged_bytes, slots)
+    mark = room.enter(i)
+    try:
+        chunks = split_file(f.path, i, chunk_bytes, Path(chunk_dir) / f"f{i:05d}", room)
+    finally:
+        mark.unlink(missing_ok=True)
+    return pa.Table.from_pylist([{**c.to_dict(), "split_wait_s": room.waited_s} for c in chunks], schema=_CHUNK_ARROW)
 
 
 def parse_one(c: Chunk, f: SourceFile, ingested_at_us: int, etl: EtlConfig, out_dir: str, forgotten: frozenset[str],
@@ -164,11 +172,17 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
 
     split_rows: list = []
     failure: list[BaseException] = []
+    # at least 4 chunks: parse jobs start on 2 published chunks, and the split must get to publish them
+    max_staged = max(etl.max_staged_bytes, 4 * etl.chunk_bytes) if etl.max_staged_bytes else 0
+    slots = spark.sparkContext.defaultParallelism
+    for mark in (chunk_dir / "_abort", *(chunk_dir / "_splitting").glob("*")):  # an earlier attempt's
+        mark.unlink(missing_ok=True)
 
     def split() -> None:
         try:
-            split_rows.extend(run_indexed(spark, len(files), lambda i: split_one(files[i], i, etl.chunk_bytes, str(chunk_dir)),
-                                          _CHUNK_ARROW, f"zipp bronze: split {len(files)} files"))
+            split_rows.extend(run_indexed(
+                spark, len(files), lambda i: split_one(files[i], i, etl.chunk_bytes, str(chunk_dir), max_staged, slots),
+                _CHUNK_ARROW, f"zipp bronze: split {len(files)} files"))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             failure.append(e)
 
@@ -187,6 +201,8 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
                 results.extend(parse_batch(batch))
             except BaseException as e:  # noqa: BLE001
                 failure.append(e)
+                chunk_dir.mkdir(parents=True, exist_ok=True)
+                (chunk_dir / "_abort").touch()  # a split waiting for staging room stops: nothing will drain it
 
         t = threading.Thread(target=run, daemon=True)
         t.start()
@@ -200,6 +216,10 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
         if len(ready) >= 2 and not failure:
             launch(sorted(ready, key=lambda c: (c.file_idx, c.seq)))
     if not failure:
+        waited = {r["file_idx"]: r.pop("split_wait_s") for r in split_rows}
+        if any(waited.values()):
+            log.info("splits waited for staging room (etl.max_staged_bytes=%d): %s", max_staged,
+                     ", ".join(f"{files[i].rel} {w:.1f} s" for i, w in sorted(waited.items()) if w))
         chunks = sorted((Chunk(**r) for r in split_rows), key=lambda c: (c.file_idx, c.seq))
         rest = [c for c in chunks if (c.file_idx, c.seq) not in started]
         if rest:
@@ -208,7 +228,7 @@ def _split_and_parse(spark: "SparkSession", files: list[SourceFile], etl: EtlCon
         t.join()
     if failure:
         raise failure[0]
-    return chunks, results
+    return chunks, results, waited
 
 
 def run_bronze(spark: "SparkSession", lake: str | Path, etl: EtlConfig, files: list[SourceFile], months: list[str],
@@ -228,11 +248,14 @@ def run_bronze(spark: "SparkSession", lake: str | Path, etl: EtlConfig, files: l
     stats = {i: FileStats(f.rel, f.kind, f.month) for i, f in enumerate(files)}
     chunks: list[Chunk] = []
     stat_rows: list = []
+    waited: dict[int, float] = {}
     if files:
         salt = resolve_salt(etl)
-        chunks, stat_rows = _split_and_parse(spark, files, etl, chunk_dir, lambda c: parse_one(
+        chunks, stat_rows, waited = _split_and_parse(spark, files, etl, chunk_dir, lambda c: parse_one(
             c, files[c.file_idx], ingested_at[files[c.file_idx].rel], etl, str(out_dir), forgotten, salt))
     expected = {i: 0 for i in stats}
+    for i, w in waited.items():
+        stats[i].split_wait_s = round(w, 2)
     for c in chunks:
         expected[c.file_idx] += c.n_lines
         if c.tail_reason:

@@ -87,6 +87,7 @@ class EtlState:
                     "source_file": f.source_file, "kind": f.kind, "month": f.month, "lines": f.lines,
                     "bronze_rows": f.bronze_rows, "quarantine_rows": f.quarantine_rows, "reasons": f.reasons,
                     "out_of_month": f.out_of_month, "truncated": f.truncated, "empty": f.lines == 0,
+                    "split_wait_s": f.split_wait_s,
                 } for f in b.files],
             }
         out["silver_months"] = self.silver_months

@@ -7,9 +7,10 @@ are only scanned for line ends and their chunks are byte ranges of the file itse
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -79,12 +80,73 @@ def decompressed_pieces(path: str | Path) -> Iterator[bytes]:
             raise InputError("truncated", "zstd frame ends before its end mark (file cut short)")
 
 
-def split_file(path: str | Path, file_idx: int, chunk_bytes: int, out_dir: str | Path | None) -> list[Chunk]:
-    """Chunks of ``path``; ``.zst`` chunks are written under ``out_dir``."""
+class StagingRoom:
+    """Backpressure for the splits of one run: a split waits before staging a chunk while the chunks
+    staged and not yet parsed would pass ``max_bytes``. Without it, where the split decompresses
+    faster than the parse tasks read (few cores: one core decompresses ~450 MB/s, a parse task reads
+    ~130 MB/s), staging fills with most of the decompressed month (100+ GB for a recent one).
+
+    A waiting split holds a task slot, so it waits only while some slot is left for the parse tasks:
+    fewer splits run (each marks itself under ``_splitting/``) than the cluster has ``slots``.
+    ``local[1]``, or as many files as slots, never waits (it stages as before). A split also stops
+    waiting when nothing was parsed for ``stall_s`` (a slot count that was wrong: better a full
+    staging folder than a hung run), and fails when the driver marks the run ``_abort`` (a parse
+    task failed: nothing will drain the folder)."""
+
+    def __init__(self, root: str | Path, max_bytes: int, slots: int, stall_s: float = 300.0, poll_s: float = 0.05):
+        self.root, self.max_bytes, self.slots = Path(root), max_bytes, slots
+        self.stall_s, self.poll_s = stall_s, poll_s
+        self.waited_s = 0.0
+        self._gave_up = False
+
+    def staged_bytes(self) -> int:
+        total = 0
+        for p in self.root.glob("f*/f*.*"):
+            if p.suffix in (".ndjson", ".tail"):
+                try:
+                    total += p.stat().st_size
+                except FileNotFoundError:  # parsed and deleted since the listing
+                    pass
+        return total
+
+    def splitting(self) -> int:
+        return sum(1 for _ in (self.root / "_splitting").glob("*"))
+
+    def enter(self, file_idx: int) -> Path:
+        mark = self.root / "_splitting" / f"f{file_idx:05d}"
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        return mark
+
+    def wait_for(self, nbytes: int) -> None:
+        """Return once ``nbytes`` more fit (or waiting is unsafe or has stalled)."""
+        if self.max_bytes <= 0 or self._gave_up:
+            return
+        staged = self.staged_bytes()
+        if staged == 0 or staged + nbytes <= self.max_bytes or self.splitting() >= self.slots:
+            return  # (an empty folder takes the next chunk, however big)
+        t0 = last_change = time.monotonic()
+        while staged + nbytes > self.max_bytes and staged > 0:
+            if (self.root / "_abort").exists():
+                raise RuntimeError("split stopped: a parse task of this run failed")
+            if time.monotonic() - last_change > self.stall_s:
+                self._gave_up = True  # stage on unthrottled: the run must not hang on a wrong slot count
+                break
+            time.sleep(self.poll_s)
+            now = self.staged_bytes()
+            if now != staged:
+                last_change = time.monotonic()
+            staged = now
+        self.waited_s += time.monotonic() - t0
+
+
+def split_file(path: str | Path, file_idx: int, chunk_bytes: int, out_dir: str | Path | None,
+               room: StagingRoom | None = None) -> list[Chunk]:
+    """Chunks of ``path``; ``.zst`` chunks are written under ``out_dir``, each once ``room`` has space."""
     if is_zst(path):
         if out_dir is None:
             raise ValueError("out_dir is needed to stage chunks of a .zst file")
-        return _split_zst(Path(path), file_idx, chunk_bytes, Path(out_dir))
+        return _split_zst(Path(path), file_idx, chunk_bytes, Path(out_dir), room.wait_for if room else None)
     return _split_plain(Path(path), file_idx, chunk_bytes)
 
 
@@ -148,7 +210,8 @@ class _Pending:
         return out
 
 
-def _split_zst(path: Path, file_idx: int, chunk_bytes: int, out_dir: Path) -> list[Chunk]:
+def _split_zst(path: Path, file_idx: int, chunk_bytes: int, out_dir: Path,
+               wait_for: Callable[[int], None] | None) -> list[Chunk]:
     out_dir.mkdir(parents=True, exist_ok=True)
     chunks: list[Chunk] = []
     next_line = 1
@@ -156,6 +219,8 @@ def _split_zst(path: Path, file_idx: int, chunk_bytes: int, out_dir: Path) -> li
     def emit(parts: list, final: bool, tail: InputError | None = None) -> None:
         nonlocal next_line
         length = sum(len(p) for p in parts)
+        if wait_for is not None:
+            wait_for(length)
         n = 1 if tail else _lines_in(parts, final)
         c = Chunk(file_idx, len(chunks), next_line, n, "", 0, length, tail.reason if tail else "",
                   tail.detail if tail else "")
