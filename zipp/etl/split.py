@@ -132,6 +132,8 @@ class StagingRoom:
             if time.monotonic() - last_change > self.stall_s:
                 self._gave_up = True  # stage on unthrottled: the run must not hang on a wrong slot count
                 break
+            if self.splitting() >= self.slots:  # another split took the last free slot meanwhile
+                break
             time.sleep(self.poll_s)
             now = self.staged_bytes()
             if now != staged:
