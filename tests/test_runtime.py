@@ -25,3 +25,25 @@ def test_existing_ray_connection_is_reused(ray_cluster, runtime_cfg, monkeypatch
     assert ray.cluster_resources().get("CPU") == 2
     rt.stop()  # not owned: the shared cluster stays up
     assert ray.is_initialized()
+
+
+def test_spark_connect_is_refused_with_a_clear_message(tmp_path):
+    """The ETL's tasks need SparkContext, which Spark Connect lacks: `zipp ingest` under SPARK_REMOTE
+    stops before any work with a message saying so (not a NOT_IMPLEMENTED error deep in a stage)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "dump").mkdir()
+    env = {**os.environ, "SPARK_REMOTE": "sc://127.0.0.1:1"}
+    res = subprocess.run([sys.executable, "-m", "zipp.cli", "ingest", "--input", str(tmp_path / "dump"),
+                          "--lake", str(tmp_path / "lake"), f"paths.runs={tmp_path / 'runs'}"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    out = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode == 2, out
+    assert "Spark Connect (SPARK_REMOTE=sc://127.0.0.1:1) cannot run zipp's ETL" in out and "RDD API" in out
+    (manifest,) = (tmp_path / "runs").glob("ingest-*/manifest.json")  # the failed run is on record, with why
+    run = json.loads(manifest.read_text())
+    assert run["status"] == "failed" and "Spark Connect" in run["error"]
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["_etl"]  # no table was started

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from zipp.config import RuntimeConfig
+from zipp.config import ConfigError, RuntimeConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -64,12 +64,21 @@ class Runtime:
         self.stop()
 
 
+SPARK_CONNECT = ("Spark Connect ({what}) cannot run zipp's ETL: it schedules its tasks with Spark's RDD API "
+                 "(SparkContext), which Spark Connect does not offer. Unset SPARK_REMOTE and run under "
+                 "spark-submit, on a classic cluster session, or on local[N]")
+
+
 def get_spark(cfg: RuntimeConfig) -> tuple["SparkSession", bool]:
     """(session, owned). The active session wins so the same code runs under spark-submit."""
+    if os.environ.get("SPARK_REMOTE") or os.environ.get("SPARK_CONNECT_MODE_ENABLED") == "1":
+        raise ConfigError(SPARK_CONNECT.format(what=f"SPARK_REMOTE={os.environ.get('SPARK_REMOTE', '')}"))
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
+        if type(active).__module__.startswith("pyspark.sql.connect"):
+            raise ConfigError(SPARK_CONNECT.format(what="the active session"))
         return active, False
     master = os.environ.get("ZIPP_SPARK_MASTER", cfg.spark_master)
     b = (
