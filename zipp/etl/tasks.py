@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Callable
 
 import pyarrow as pa
 
-_ROW_GROUP = 65_536  # rows per row group of the key-sorted files: the unit a key-range reader skips
+# rows per row group of the key-sorted files: the unit a key-range reader skips. A file holds every
+# key range, so with B ranges each reads ~1/B of it; at 65,536 rows a 52k-row file was one group that
+# every range decoded (candidates of one range of 64: 0.080 -> 0.043 s over 17 files), at no cost in
+# write time and ~1% in size.
+_ROW_GROUP = 8_192
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
