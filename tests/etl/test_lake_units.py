@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from zipp import lake as lakeio
 from zipp.etl.delta import StagedFile, commit_files, commit_partitions, count_rows, list_staged
@@ -120,6 +121,27 @@ def test_new_ids_are_dense_in_key_order_across_key_ranges(tmp_path):
     assert pl.read_parquet(tmp_path / "p2" / "edges" / "upsert").height == 0
     assert pl.read_parquet(tmp_path / "p2" / "edges" / "delete").height == len(keys)
     assert (got["n_comments"] == 2).all() and (got["n_subreddits"] == 0).all()
+
+
+def test_a_key_range_opens_only_the_files_whose_keys_it_meets(tmp_path):
+    """Files whose recorded (min, max) user_key misses the range are not opened at all (here one that
+    does not exist: opening it would fail); files of unknown range are read and filtered."""
+    from zipp.etl.gold import _scan, key_bounds, overlapping
+    from zipp.etl.schemas import GOLD_PAIR_MONTHS_SCHEMA
+
+    (tmp_path / "month=2016-01").mkdir()
+    here = str(tmp_path / "month=2016-01" / "a.parquet")
+    pq.write_table(_pair_rows(["1" * 16, "3" * 16, "9" * 16], "2016-01"), here)
+    gone = str(tmp_path / "month=2016-01" / "gone.parquet")
+    lo, hi = key_bounds(0, 2)  # ["00000000", "80000000")
+    ranges = {gone: ("c" * 16, "f" * 16)}
+    rows = _scan([here, gone], GOLD_PAIR_MONTHS_SCHEMA, lo, hi, key_ranges=ranges)
+    assert rows["user_key"].to_list() == ["1" * 16, "3" * 16]
+    with pytest.raises(Exception):
+        _scan([here, gone], GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
+    edges = {"a": ("0", "1"), "b": ("7fffffff", "8"), "c": ("80000000", "9"), "d": ("9", "f")}
+    assert overlapping(["a", "b", "c", "d", "x"], edges, lo, hi) == ["a", "b", "x"]
+    assert overlapping(["a", "b", "c", "d", "x"], edges, *key_bounds(1, 2)) == ["c", "d", "x"]
 
 
 def test_losing_copies_keep_the_latest_retrieval_then_the_later_file_and_line():

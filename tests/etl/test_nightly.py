@@ -128,3 +128,29 @@ def test_run_dying_before_commit_leaves_no_partial_month_and_reruns_cleanly(nigh
     assert code == 0 and "months: 2016-04" in out
     months = lakeio.read_arrow(lake, "silver/comments").column("month").to_pylist()
     assert months.count("2016-04") == 6
+
+
+def test_monthly_tables_hold_a_file_per_key_range_with_its_range_on_record(nightly):
+    """The gold tasks write the monthly tables as one file per (month, key range), and the Delta log
+    keeps each file's user_key range: a later run's key range opens only the files it meets, not
+    every file of the history."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    from zipp.etl.delta import key_ranges, table_files
+
+    lake = nightly["lake"]
+    for name in ("gold/user_subreddit_months", "gold/snippet_candidates"):
+        files, ranges = table_files(lake, name), key_ranges(lake, name)
+        assert files and sorted(ranges) == sorted(files)
+        by_month: dict[str, list] = {}
+        for f in files:
+            keys = pq.read_table(f, columns=["user_key"]).column("user_key").to_pylist()
+            assert ranges[f] == (min(keys), max(keys))
+            by_month.setdefault(re.search(r"month=([0-9-]+)", f).group(1), []).append(ranges[f])
+        assert {"2016-01", "2016-02", "2016-03"} <= set(by_month)  # every month the runs so far built
+        for month, rs in by_month.items():
+            rs.sort()
+            assert all(a[1] < b[0] for a, b in zip(rs, rs[1:])), (name, month, rs)  # the ranges do not meet
+        assert max(len(rs) for rs in by_month.values()) > 1  # (4 key ranges here: more than one file a month)

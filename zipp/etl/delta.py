@@ -165,6 +165,44 @@ def table_files(lake: str | Path, name: str, months: list[str] | None = None, ex
         partition_filters=_month_filters(months, exclude_months))]
 
 
+def key_ranges(lake: str | Path, name: str, column: str = "user_key") -> dict[str, tuple[str, str]]:
+    """(min, max) of ``column`` per current data file of the table (paths as :func:`table_files`
+    gives them), for the files whose Delta log entry records both."""
+    from deltalake import DeltaTable
+
+    if not exists(lake, name):
+        return {}
+    dt = DeltaTable(table_path(lake, name))
+    t = pa.table(dt.get_add_actions(flatten=True))
+    if f"min.{column}" not in t.column_names:
+        return {}
+    uris = {u.removeprefix("file://") for u in dt.file_uris()}
+    root = table_path(lake, name).rstrip("/")
+    out = {}
+    for rel, lo, hi in zip(t["path"].to_pylist(), t[f"min.{column}"].to_pylist(), t[f"max.{column}"].to_pylist()):
+        path = f"{root}/{rel}"
+        if lo is not None and hi is not None and path in uris:
+            out[path] = (lo, hi)
+    return out
+
+
+def _parquet_stats(path: Path, column: str = "user_key") -> dict:
+    """The Delta stats of a staged Parquet file: its row count, and the (min, max) of ``column``
+    where every row group has them (readers skip files by them: :func:`key_ranges`)."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(path)
+    stats: dict[str, Any] = {"numRecords": md.num_rows}
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    if column in names and md.num_row_groups:
+        j = names.index(column)
+        cols = [md.row_group(g).column(j).statistics for g in range(md.num_row_groups)]
+        if all(c is not None and c.has_min_max for c in cols):
+            stats["minValues"] = {column: min(c.min for c in cols)}
+            stats["maxValues"] = {column: max(c.max for c in cols)}
+    return stats
+
+
 # ----------------------------------------------------------------------------- write
 
 
@@ -207,7 +245,6 @@ def commit_files(lake: str | Path, name: str, schema: pa.Schema, files: list[Sta
     mode: ``replace_months`` (the partitions of ``months`` are replaced, atomically), ``overwrite``
     (the whole table), ``append``. Returns the new table version.
     """
-    import pyarrow.parquet as pq
     from deltalake import DeltaTable, Schema
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
@@ -227,7 +264,7 @@ def commit_files(lake: str | Path, name: str, schema: pa.Schema, files: list[Sta
         except OSError:  # staging on another filesystem
             shutil.move(f.path, dest)
         st = dest.stat()
-        stats = {"numRecords": pq.read_metadata(dest).num_rows}
+        stats = _parquet_stats(dest)
         actions.append(AddAction(
             path=rel, size=st.st_size,
             partition_values={k: f.partition_values[k] for k in (partition_by or [])},

@@ -4,8 +4,11 @@ those months change, and no step shuffles rows through Spark.
 1. ``gold/user_subreddit_months`` (partitioned by silver month) holds what every (user, subreddit)
    pair did in that month; ``gold/snippet_candidates`` each month's best k texts per pair. The silver
    tasks compute both from the rows they write (one set per bronze file, so a pair may have several
-   rows in a month: every reader sums or ranks them), sorted by ``user_key`` so that a reader of one
-   key range skips the other row groups.
+   rows in a month: every reader sums or ranks them) and stage them sorted by ``user_key``, so that a
+   reader of one key range skips the other row groups. The gold tasks of step 3 write them into the
+   tables as one file per (month, key range), and the Delta log keeps each file's key range: a later
+   run's range opens only the files it meets, not every file of the history (a one-month nightly on a
+   12-month generated lake, 131 ranges: gold 96 s -> 29 s).
 2. Users are cut into ``B`` buckets by ranges of ``user_key`` (a salted hash: uniform), and Spark runs
    tasks per bucket (:func:`zipp.etl.tasks.run_indexed`); everything about a user lives in one bucket. A first task
    per bucket reads only key columns: the pairs the run affects (old and new rows of its months),
@@ -31,7 +34,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,13 +87,28 @@ def key_bounds(bucket: int, buckets: int) -> tuple[str, str | None]:
     return lo, hi
 
 
-def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns: list[str] | None = None) -> "pl.DataFrame":
-    """The rows of ``files`` whose user_key lies in [lo, hi): polars pushes the range down to the
-    row-group statistics, so a bucket reads little more than its share of key-sorted files."""
+def overlapping(files: list[str], key_ranges: dict[str, tuple[str, str]], lo: str, hi: str | None) -> list[str]:
+    """The ``files`` that may hold a user_key in [lo, hi): those whose (min, max) key in
+    ``key_ranges`` meets the range, and those of unknown range."""
+    out = []
+    for f in files:
+        r = key_ranges.get(f)
+        if r is None or (r[1] >= lo and (hi is None or r[0] < hi)):
+            out.append(f)
+    return out
+
+
+def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns: list[str] | None = None,
+          key_ranges: dict[str, tuple[str, str]] | None = None) -> "pl.DataFrame":
+    """The rows of ``files`` whose user_key lies in [lo, hi). Files whose key range (from the Delta
+    log) misses [lo, hi) are not opened; in the others polars pushes the range down to the row-group
+    statistics, so a bucket reads little more than its share of key-sorted files."""
     import polars as pl
 
     cols = columns or schema.names
     empty = pl.from_arrow(schema.empty_table().select(cols))
+    if key_ranges:
+        files = overlapping(files, key_ranges, lo, hi)
     if not files:
         return empty
     cond = pl.col("user_key") >= lo
@@ -130,6 +148,8 @@ class GoldInputs:
     new_images: list[str]
     users: list[str]  # gold/users
     snippets: list[str]  # gold/snippets
+    # the lake files' (min, max) user_key, where the Delta log has them (a range skips the files it misses)
+    key_ranges: dict[str, tuple[str, str]] = field(default_factory=dict)
     min_interactions: int = 1
     k: int = 5
     compression: str = "snappy"
@@ -152,7 +172,7 @@ def _affected(inp: GoldInputs, lo: str, hi: str | None, keys_only: bool = False)
     import polars as pl
 
     new_pairs = _scan(inp.new_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"] if keys_only else None)
-    old_run = _scan(inp.old_run_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"])
+    old_run = _scan(inp.old_run_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"], inp.key_ranges)
     return pl.concat([old_run, new_pairs.select("user_key", "subreddit")]).unique(), new_pairs
 
 
@@ -162,7 +182,7 @@ def plan_bucket(bucket: int, buckets: int, inp: GoldInputs, out_dir: str | Path)
     lo, hi = key_bounds(bucket, buckets)
     affected, _ = _affected(inp, lo, hi, keys_only=True)
     a_users = affected.select("user_key").unique()
-    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key"])
+    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key"], inp.key_ranges)
     _put(affected.select("subreddit").unique(), Path(out_dir) / f"b{bucket:05d}.parquet")
     new_users = a_users.join(existing, on="user_key", how="anti").height
     return {"bucket": bucket, "new_users": new_users, "affected_pairs": affected.height, "affected_users": a_users.height}
@@ -180,7 +200,7 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     a_users = affected.select("user_key").unique()
 
     # totals of every pair in the range (subreddit stats need them all; user stats those of affected users)
-    rest = _scan(inp.rest_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
+    rest = _scan(inp.rest_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, key_ranges=inp.key_ranges)
     totals = _pair_totals(pl.concat([rest, new_pairs]), inp.min_interactions)
     subs = totals.group_by("subreddit").agg(
         pl.col("is_edge").sum().cast(pl.Int64).alias("n_users"), pl.col("n_comments").sum(), pl.col("n_submissions").sum(),
@@ -188,7 +208,7 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     _put(subs, out / "subs" / name)
 
     # users: stats of the affected ones; existing ids kept, new keys numbered in key order from the offset
-    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key", "user_id"])
+    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key", "user_id"], inp.key_ranges)
     u_stats = totals.join(a_users, on="user_key", how="semi").group_by("user_key").agg(
         pl.col("n_comments").sum(), pl.col("n_submissions").sum(), pl.col("n_image_posts").sum(),
         pl.col("is_edge").sum().cast(pl.Int64).alias("n_subreddits"), pl.col("first_ts").min(), pl.col("last_ts").max())
@@ -209,14 +229,14 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     write_part(a_totals.filter(~keep), out / "edges" / "delete" / name, _keys(GOLD_EDGES_SCHEMA, ["user_key", "subreddit"]), comp)
 
     # snippets of the affected edge pairs: top-k over all months; slots no longer filled are deleted
-    cands = pl.concat([_scan(inp.rest_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi),
-                       _scan(inp.new_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi)])
+    new_cands = _scan(inp.new_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi)
+    cands = pl.concat([_scan(inp.rest_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi, key_ranges=inp.key_ranges), new_cands])
     best = (cands.join(edges.select("user_key", "subreddit"), on=["user_key", "subreddit"], how="semi")
             .sort([pl.col("score").fill_null(0), "created", "snippet_id"], descending=[True, False, False])
             .group_by("user_key", "subreddit", maintain_order=True).head(inp.k)
             .with_columns(pl.int_range(1, pl.len() + 1).over("user_key", "subreddit").cast(pl.Int32).alias("rank")))
     write_part(with_ids(best), out / "snippets" / "upsert" / name, GOLD_SNIPPETS_SCHEMA, comp)
-    old_slots = _scan(inp.snippets, GOLD_SNIPPETS_SCHEMA, lo, hi, ["user_key", "subreddit", "rank"])
+    old_slots = _scan(inp.snippets, GOLD_SNIPPETS_SCHEMA, lo, hi, ["user_key", "subreddit", "rank"], inp.key_ranges)
     gone = (old_slots.join(affected, on=["user_key", "subreddit"], how="semi")
             .join(best.select("user_key", "subreddit", "rank"), on=["user_key", "subreddit", "rank"], how="anti"))
     write_part(gone, out / "snippets" / "delete" / name, _keys(GOLD_SNIPPETS_SCHEMA, ["user_key", "subreddit", "rank"]), comp)
@@ -224,6 +244,11 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     # user_images rows of the run's months
     images = with_ids(_scan(inp.new_images, GOLD_IMAGE_CANDIDATES_SCHEMA, lo, hi))
     write_by_month(images, out / "images", USER_IMAGES_SCHEMA, name, comp)
+    # the run's monthly rows as this range's files of the monthly tables: the silver tasks' files each
+    # hold every key, so every range of a later run would open all of them; one file per (month,
+    # range) is opened only by the ranges it meets (the Delta log keeps each file's key range)
+    write_by_month(new_pairs, out / "pair_months", GOLD_PAIR_MONTHS_SCHEMA, name, comp)
+    write_by_month(new_cands, out / "candidate_months", GOLD_SNIPPET_CANDIDATES_SCHEMA, name, comp)
     # what gold/user_subreddit_edges must hold for this range after the run (all pairs, all months): the gate's yardstick
     all_edges = totals.filter(pl.col("is_edge"))
     return {"bucket": bucket, "edges": edges.height, "snippets": best.height, "images": images.height,
@@ -310,7 +335,7 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     import polars as pl
     import pyarrow.parquet as pq
 
-    from zipp.etl.delta import commit_files, count_rows, list_staged, merge_staged, table_files, write_table
+    from zipp.etl.delta import commit_files, count_rows, key_ranges, list_staged, merge_staged, table_files, write_table
 
     stage = Path(stage_root) / f"gold-{uuid.uuid4().hex[:6]}"
     steps = Steps("gold")
@@ -320,6 +345,8 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
         rest_pairs=table_files(lake, GOLD_PAIR_MONTHS, exclude_months=months),
         new_cands=_files(cand_new_dir), rest_cands=table_files(lake, GOLD_SNIPPET_CANDIDATES, exclude_months=months),
         new_images=_files(images_dir), users=table_files(lake, GOLD_USERS), snippets=table_files(lake, GOLD_SNIPPETS),
+        key_ranges={f: r for name in (GOLD_PAIR_MONTHS, GOLD_SNIPPET_CANDIDATES, GOLD_USERS, GOLD_SNIPPETS)
+                    for f, r in key_ranges(lake, name).items()},
         min_interactions=etl.min_interactions, k=etl.snippets_k, compression=etl.parquet_compression)
     rows = (sum(pq.read_metadata(f).num_rows for f in inp.new_pairs + inp.new_cands)
             + count_rows(lake, GOLD_PAIR_MONTHS) + count_rows(lake, GOLD_SNIPPET_CANDIDATES))
@@ -366,10 +393,10 @@ def build_gold(spark: "SparkSession", lake: str | Path, etl: EtlConfig, months: 
     steps("user_images")
 
     # ---- 5. the monthly rows, last
-    commit_files(lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, list_staged(pairs_new_dir), run_id=run_id,
+    commit_files(lake, GOLD_PAIR_MONTHS, GOLD_PAIR_MONTHS_SCHEMA, list_staged(p2 / "pair_months"), run_id=run_id,
                  partition_by=["month"], months=months)
-    commit_files(lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, list_staged(cand_new_dir), run_id=run_id,
-                 partition_by=["month"], months=months)
+    commit_files(lake, GOLD_SNIPPET_CANDIDATES, GOLD_SNIPPET_CANDIDATES_SCHEMA, list_staged(p2 / "candidate_months"),
+                 run_id=run_id, partition_by=["month"], months=months)
     steps("monthly_tables")
     counts = {
         "buckets": buckets,

@@ -204,12 +204,13 @@ def silver_file(task: int, kind: str, path: str, months: set[str], losers: dict[
     if local.height:
         df = df.join(local, on=["source_file", "line_no"], how="anti")
     write_by_month(df, out / f"silver__{kind}", SILVER_SCHEMAS[kind], part, comp, key_sorted=False)
-    # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups
+    # gold's monthly rows, sorted by user_key so a gold task reads only its key range's row groups;
+    # staged only (the gold tasks write the tables' files per key range), so not compressed
     pairs, cands, images = gold_partials(df, kind, etl.snippets_k, etl.snippet_max_chars)
-    write_by_month(pairs, out / "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", comp)
-    write_by_month(cands, out / "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", comp)
+    write_by_month(pairs, out / "gold_pairs", GOLD_PAIR_MONTHS_SCHEMA, f"{kind}-{part}", "none")
+    write_by_month(cands, out / "gold_candidates", GOLD_SNIPPET_CANDIDATES_SCHEMA, f"{kind}-{part}", "none")
     if images is not None:
-        write_by_month(images, out / "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, comp)
+        write_by_month(images, out / "gold_images", GOLD_IMAGE_CANDIDATES_SCHEMA, part, "none")
     lines = df.group_by("source_file").agg(pl.col("line_no").min().alias("lo"), pl.col("line_no").max().alias("hi"))
     return pa.table({"task": [task], "kind": [kind], "facts": [json.dumps(_facts(df, kind))], "span": [json.dumps(span)],
                      "lines": [json.dumps(lines.rows())]})
