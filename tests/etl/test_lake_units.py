@@ -126,7 +126,7 @@ def test_new_ids_are_dense_in_key_order_across_key_ranges(tmp_path):
 def test_a_key_range_opens_only_the_files_whose_keys_it_meets(tmp_path):
     """Files whose recorded (min, max) user_key misses the range are not opened at all (here one that
     does not exist: opening it would fail); files of unknown range are read and filtered."""
-    from zipp.etl.gold import _scan, key_bounds, overlapping
+    from zipp.etl.gold import GoldInputs, _scan, key_bounds, overlapping
     from zipp.etl.schemas import GOLD_PAIR_MONTHS_SCHEMA
 
     (tmp_path / "month=2016-01").mkdir()
@@ -135,7 +135,9 @@ def test_a_key_range_opens_only_the_files_whose_keys_it_meets(tmp_path):
     gone = str(tmp_path / "month=2016-01" / "gone.parquet")
     lo, hi = key_bounds(0, 2)  # ["00000000", "80000000")
     ranges = {gone: ("c" * 16, "f" * 16)}
-    rows = _scan([here, gone], GOLD_PAIR_MONTHS_SCHEMA, lo, hi, key_ranges=ranges)
+    inp = GoldInputs(new_pairs=[], old_run_pairs=[], rest_pairs=[here, gone], new_cands=[], rest_cands=[], new_images=[],
+                     users=[], snippets=[], key_ranges=ranges)
+    rows = inp.scan(inp.rest_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
     assert rows["user_key"].to_list() == ["1" * 16, "3" * 16]
     with pytest.raises(Exception):
         _scan([here, gone], GOLD_PAIR_MONTHS_SCHEMA, lo, hi)

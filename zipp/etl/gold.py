@@ -98,17 +98,13 @@ def overlapping(files: list[str], key_ranges: dict[str, tuple[str, str]], lo: st
     return out
 
 
-def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns: list[str] | None = None,
-          key_ranges: dict[str, tuple[str, str]] | None = None) -> "pl.DataFrame":
-    """The rows of ``files`` whose user_key lies in [lo, hi). Files whose key range (from the Delta
-    log) misses [lo, hi) are not opened; in the others polars pushes the range down to the row-group
-    statistics, so a bucket reads little more than its share of key-sorted files."""
+def _scan(files: list[str], schema: pa.Schema, lo: str, hi: str | None, columns: list[str] | None = None) -> "pl.DataFrame":
+    """The rows of ``files`` whose user_key lies in [lo, hi): polars pushes the range down to the
+    row-group statistics, so a bucket reads little more than its share of key-sorted files."""
     import polars as pl
 
     cols = columns or schema.names
     empty = pl.from_arrow(schema.empty_table().select(cols))
-    if key_ranges:
-        files = overlapping(files, key_ranges, lo, hi)
     if not files:
         return empty
     cond = pl.col("user_key") >= lo
@@ -154,6 +150,11 @@ class GoldInputs:
     k: int = 5
     compression: str = "snappy"
 
+    def scan(self, files: list[str], schema: pa.Schema, lo: str, hi: str | None,
+             columns: list[str] | None = None) -> "pl.DataFrame":
+        """:func:`_scan` of ``files``, leaving unopened those whose key range misses [lo, hi)."""
+        return _scan(overlapping(files, self.key_ranges, lo, hi), schema, lo, hi, columns)
+
 
 def _pair_totals(rows: "pl.DataFrame", min_interactions: int) -> "pl.DataFrame":
     import polars as pl
@@ -171,8 +172,8 @@ def _affected(inp: GoldInputs, lo: str, hi: str | None, keys_only: bool = False)
     (only their key columns with ``keys_only``)."""
     import polars as pl
 
-    new_pairs = _scan(inp.new_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"] if keys_only else None)
-    old_run = _scan(inp.old_run_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"], inp.key_ranges)
+    new_pairs = inp.scan(inp.new_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"] if keys_only else None)
+    old_run = inp.scan(inp.old_run_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, ["user_key", "subreddit"])
     return pl.concat([old_run, new_pairs.select("user_key", "subreddit")]).unique(), new_pairs
 
 
@@ -182,7 +183,7 @@ def plan_bucket(bucket: int, buckets: int, inp: GoldInputs, out_dir: str | Path)
     lo, hi = key_bounds(bucket, buckets)
     affected, _ = _affected(inp, lo, hi, keys_only=True)
     a_users = affected.select("user_key").unique()
-    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key"], inp.key_ranges)
+    existing = inp.scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key"])
     _put(affected.select("subreddit").unique(), Path(out_dir) / f"b{bucket:05d}.parquet")
     new_users = a_users.join(existing, on="user_key", how="anti").height
     return {"bucket": bucket, "new_users": new_users, "affected_pairs": affected.height, "affected_users": a_users.height}
@@ -200,7 +201,7 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     a_users = affected.select("user_key").unique()
 
     # totals of every pair in the range (subreddit stats need them all; user stats those of affected users)
-    rest = _scan(inp.rest_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi, key_ranges=inp.key_ranges)
+    rest = inp.scan(inp.rest_pairs, GOLD_PAIR_MONTHS_SCHEMA, lo, hi)
     totals = _pair_totals(pl.concat([rest, new_pairs]), inp.min_interactions)
     subs = totals.group_by("subreddit").agg(
         pl.col("is_edge").sum().cast(pl.Int64).alias("n_users"), pl.col("n_comments").sum(), pl.col("n_submissions").sum(),
@@ -208,7 +209,7 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     _put(subs, out / "subs" / name)
 
     # users: stats of the affected ones; existing ids kept, new keys numbered in key order from the offset
-    existing = _scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key", "user_id"], inp.key_ranges)
+    existing = inp.scan(inp.users, GOLD_USERS_SCHEMA, lo, hi, ["user_key", "user_id"])
     u_stats = totals.join(a_users, on="user_key", how="semi").group_by("user_key").agg(
         pl.col("n_comments").sum(), pl.col("n_submissions").sum(), pl.col("n_image_posts").sum(),
         pl.col("is_edge").sum().cast(pl.Int64).alias("n_subreddits"), pl.col("first_ts").min(), pl.col("last_ts").max())
@@ -229,20 +230,20 @@ def aggregate_bucket(bucket: int, buckets: int, new_id_offset: int, sub_ids_file
     write_part(a_totals.filter(~keep), out / "edges" / "delete" / name, _keys(GOLD_EDGES_SCHEMA, ["user_key", "subreddit"]), comp)
 
     # snippets of the affected edge pairs: top-k over all months; slots no longer filled are deleted
-    new_cands = _scan(inp.new_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi)
-    cands = pl.concat([_scan(inp.rest_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi, key_ranges=inp.key_ranges), new_cands])
+    new_cands = inp.scan(inp.new_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi)
+    cands = pl.concat([inp.scan(inp.rest_cands, GOLD_SNIPPET_CANDIDATES_SCHEMA, lo, hi), new_cands])
     best = (cands.join(edges.select("user_key", "subreddit"), on=["user_key", "subreddit"], how="semi")
             .sort([pl.col("score").fill_null(0), "created", "snippet_id"], descending=[True, False, False])
             .group_by("user_key", "subreddit", maintain_order=True).head(inp.k)
             .with_columns(pl.int_range(1, pl.len() + 1).over("user_key", "subreddit").cast(pl.Int32).alias("rank")))
     write_part(with_ids(best), out / "snippets" / "upsert" / name, GOLD_SNIPPETS_SCHEMA, comp)
-    old_slots = _scan(inp.snippets, GOLD_SNIPPETS_SCHEMA, lo, hi, ["user_key", "subreddit", "rank"], inp.key_ranges)
+    old_slots = inp.scan(inp.snippets, GOLD_SNIPPETS_SCHEMA, lo, hi, ["user_key", "subreddit", "rank"])
     gone = (old_slots.join(affected, on=["user_key", "subreddit"], how="semi")
             .join(best.select("user_key", "subreddit", "rank"), on=["user_key", "subreddit", "rank"], how="anti"))
     write_part(gone, out / "snippets" / "delete" / name, _keys(GOLD_SNIPPETS_SCHEMA, ["user_key", "subreddit", "rank"]), comp)
 
     # user_images rows of the run's months
-    images = with_ids(_scan(inp.new_images, GOLD_IMAGE_CANDIDATES_SCHEMA, lo, hi))
+    images = with_ids(inp.scan(inp.new_images, GOLD_IMAGE_CANDIDATES_SCHEMA, lo, hi))
     write_by_month(images, out / "images", USER_IMAGES_SCHEMA, name, comp)
     # the run's monthly rows as this range's files of the monthly tables: the silver tasks' files each
     # hold every key, so every range of a later run would open all of them; one file per (month,
