@@ -100,14 +100,7 @@ class StagingRoom:
         self._gave_up = False
 
     def staged_bytes(self) -> int:
-        total = 0
-        for p in self.root.glob("f*/f*.*"):
-            if p.suffix in (".ndjson", ".tail"):
-                try:
-                    total += p.stat().st_size
-                except FileNotFoundError:  # parsed and deleted since the listing
-                    pass
-        return total
+        return sum(size for _, size in _staged_chunks(self.root, (".ndjson", ".tail")))
 
     def splitting(self) -> int:
         return sum(1 for _ in (self.root / "_splitting").glob("*"))
@@ -282,15 +275,21 @@ def _split_plain(path: Path, file_idx: int, chunk_bytes: int) -> list[Chunk]:
     return chunks
 
 
+def _staged_chunks(chunk_dir: str | Path, suffixes: tuple[str, ...]) -> Iterator[tuple[Path, int]]:
+    """The chunk files (of these suffixes) staged under ``chunk_dir`` now, with their sizes."""
+    for p in Path(chunk_dir).glob("f*/f*.*"):
+        if p.suffix in suffixes:
+            try:
+                yield p, p.stat().st_size
+            except FileNotFoundError:  # parsed and deleted since the listing: its parse had started
+                continue
+
+
 def published_chunks(chunk_dir: str | Path) -> list[Chunk]:
     """Complete (non-tail) chunks a running split has published so far, so their parse can start."""
     out = []
-    for p in Path(chunk_dir).glob("f*/f*.ndjson"):
+    for p, size in _staged_chunks(chunk_dir, (".ndjson",)):
         f, seq, first, n = p.stem[1:].split("-")
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:  # parsed and deleted since the listing: its parse had started
-            continue
         out.append(Chunk(int(f), int(seq), int(first), int(n), str(p), 0, size))
     return out
 
